@@ -1,7 +1,438 @@
-"""Placeholder lifecycle node; the full node replaces this file."""
-from rclpy.lifecycle import LifecycleNode
+"""The `sam2` lifecycle node: camera + prompts in, per-object masks and confidences out (contract: ARCHITECTURE 3.3).
+
+Lifecycle: configure reads the parameters and loads the model/backend; activate creates the subscriptions, services and
+the inference thread; deactivate removes them; cleanup releases the model. Only the inference thread touches the
+tracker (see worker.py); callbacks convert messages and queue work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
+from sam2_ros.ros import conversions as conv
+from sam2_ros.ros.diagnostics import NodeStats, build_status
+from sam2_ros.ros.params import PARAMS, Settings, validate
+from sam2_ros.ros.projection import ProjectionError, project_point, transform_point
+from sam2_ros.ros.prompts import PromptError, PromptSpec, check_prompt, from_click, from_prompt_msg, stamp_ns
+from sam2_ros.ros.worker import Frame, InferenceWorker
+from sam2_ros.srv import AddPrompt, RemoveObject
+
+try:  # tf2 is not on PyPI; in a ROS workspace it lets ~/clicked_point come from any frame
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
+
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+SERVICE_TIMEOUT_S = 60.0
+THROTTLE_S = 2.0
+
+
+def _descriptor(p) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=p.description + (f" ({p.range_text()})" if p.choices else ""))
+    if p.low is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+        d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=int(p.step or 1))]
+    elif p.low is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high))]
+    return d
+
+
+def _guarded(callback):
+    """Log an unexpected exception of a callback instead of letting it stop the executor (the node keeps running);
+    a service callback then answers success=False with the error."""
+    @functools.wraps(callback)
+    def run(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as err:
+            text = f"{callback.__name__} failed: {type(err).__name__}: {err}"
+            self.get_logger().error(text + "\n" + traceback.format_exc(limit=4))
+            response = args[1] if len(args) == 2 and hasattr(args[1], "success") else None
+            if response is not None:
+                response.success, response.message = False, text
+            return response
+    return run
 
 
 class Sam2Node(LifecycleNode):
-    def __init__(self) -> None:
-        super().__init__("sam2")
+    """SAM 2 streaming segmentation as a managed ROS 2 node."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sam2", **kwargs)
+        for p in PARAMS:
+            self.declare_parameter(p.name, p.default, _descriptor(p))
+        self.add_on_set_parameters_callback(self._check_params)
+        self.settings = Settings()
+        self.stats = NodeStats()
+        self.engine = None
+        self.worker: InferenceWorker | None = None
+        self._pubs: dict[str, Any] = {}
+        self._entities: list[Any] = []      # subscriptions, services, timers of the active state
+        self._objects: set[int] = set()      # touched by the inference thread only
+        self._camera_info: CameraInfo | None = None
+        self._tf_buffer = None
+        self._seq = itertools.count(1)
+        self._warned: dict[str, float] = {}
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = ReentrantCallbackGroup()
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
+        self.settings = Settings(**values)
+        from sam2_ros.ros.engine import build_engine
+
+        try:
+            self.engine = build_engine(self.settings, self.get_logger().warning)
+        except Exception as err:  # a bad checkpoint/config must leave the node unconfigured, not crash it
+            self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
+            return FAILURE
+        e = self.engine
+        self.get_logger().info(f"model {e.model} on {e.device} via {e.backend}")
+        if e.random_weights:
+            self.get_logger().warning("=" * 70)
+            self.get_logger().warning("NO CHECKPOINT: the model has RANDOM WEIGHTS; masks are meaningless. "
+                                      "Set parameter `checkpoint` to Meta's .pt file.")
+            self.get_logger().warning("=" * 70)
+        out_qos = QoSProfile(depth=self.settings.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {
+            "masks": self.create_lifecycle_publisher(ObjectMaskArray, "~/masks", out_qos),
+            "confidence": self.create_lifecycle_publisher(ObjectConfidenceArray, "~/confidence", out_qos),
+            "label_image": self.create_lifecycle_publisher(Image, "~/label_image", out_qos),
+            "overlay": self.create_lifecycle_publisher(Image, "~/overlay", out_qos),
+            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        self.worker = InferenceWorker(self._track, self.settings.prompt_history, self._log_worker_error)
+        self._objects = set()
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        s = self.settings
+        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.image_qos_depth,
+                               reliability=ReliabilityPolicy.RELIABLE if s.image_reliability == "reliable"
+                               else ReliabilityPolicy.BEST_EFFORT)
+        sub = self.create_subscription
+        if s.use_compressed:
+            image_sub = sub(CompressedImage, "image/compressed", self._on_compressed, image_qos,
+                            callback_group=self._image_group)
+        else:
+            image_sub = sub(Image, "image", self._on_image, image_qos, callback_group=self._image_group)
+        self._entities = [
+            image_sub,
+            sub(CameraInfo, "camera_info", self._on_camera_info, image_qos),
+            sub(Prompt, "~/prompt", self._on_prompt, 10),
+            sub(PointStamped, "~/click", lambda m: self._on_click(m, True), 10),
+            sub(PointStamped, "~/click_negative", lambda m: self._on_click(m, False), 10),
+            sub(PointStamped, "~/clicked_point", self._on_clicked_point, 10),
+            self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._service_group),
+            self.create_service(RemoveObject, "~/remove_object", self._srv_remove, callback_group=self._service_group),
+            self.create_service(AddPrompt, "~/add_prompt", self._srv_add_prompt, callback_group=self._service_group),
+            self.create_timer(s.diagnostics_period, self._publish_diagnostics),
+        ]
+        if tf2_ros is not None:
+            self._tf_buffer = tf2_ros.Buffer()
+            self._entities.append(tf2_ros.TransformListener(self._tf_buffer, self))
+        self.worker.start()
+        self.get_logger().info("active: waiting for images on " + self.resolve_topic_name(
+            "image/compressed" if s.use_compressed else "image"))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release_active()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release_all()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release_all()
+        return super().on_shutdown(state)
+
+    def _release_active(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        for entity in self._entities:
+            if isinstance(entity, Subscription):
+                self.destroy_subscription(entity)
+            elif isinstance(entity, Service):
+                self.destroy_service(entity)
+            elif isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            else:  # tf2 listener
+                entity.unregister()
+        self._entities = []
+        self._tf_buffer = None
+
+    def _release_all(self) -> None:
+        """Stop everything and drop the model (frees its memory)."""
+        self._release_active()
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        self.worker = None
+        self.engine = None
+
+    def shutdown(self) -> None:
+        """Stop the inference thread before the context goes away (called by main on exit)."""
+        if self.worker is not None:
+            self.worker.stop()
+
+    def _check_params(self, params: list) -> SetParametersResult:
+        for p in params:
+            reason = validate(p.name, p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for p in params:  # the dynamic ones take effect now
+            spec = next((q for q in PARAMS if q.name == p.name), None)
+            if spec is not None and spec.dynamic:
+                self.settings = dataclasses.replace(self.settings, **{p.name: p.value})
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------- inputs
+    def _warn(self, text: str) -> None:
+        """Warn, at most once per THROTTLE_S for the same text (bad streams repeat every frame)."""
+        now = time.monotonic()
+        if now - self._warned.get(text, -1e9) >= THROTTLE_S:
+            self._warned[text] = now
+            self.get_logger().warning(text)
+
+    def _log_worker_error(self, text: str) -> None:
+        self._warn(text)
+
+    @_guarded
+    def _on_image(self, msg: Image) -> None:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            rgb = conv.image_to_rgb(msg)
+        except conv.ImageError as err:
+            self._warn(f"dropping image from {msg.header.frame_id or '?'}: {err}")
+            return
+        self.stats.convert_cpu.add((time.thread_time() - c0) * 1e3)
+        self._offer(msg.header, rgb, t0)
+
+    @_guarded
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        t0 = time.perf_counter()
+        try:
+            import io
+
+            from PIL import Image as PilImage
+
+            rgb = np.asarray(PilImage.open(io.BytesIO(bytes(msg.data))).convert("RGB"))
+        except ImportError:
+            self._warn("use_compressed needs Pillow (pip install pillow)")
+            return
+        except Exception as err:
+            self._warn(f"dropping compressed image ({msg.format!r}): {err}")
+            return
+        self._offer(msg.header, rgb, t0)
+
+    def _offer(self, header, rgb: np.ndarray, t0: float) -> None:
+        self.stats.convert.add((time.perf_counter() - t0) * 1e3)
+        self.stats.inputs.add()
+        frame = Frame(stamp=stamp_ns(header.stamp), header=header, rgb=rgb, seq=next(self._seq))
+        self.worker.submit_frame(frame)
+
+    @_guarded
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    @_guarded
+    def _on_prompt(self, msg: Prompt) -> None:
+        self._submit_prompt(from_prompt_msg(msg, "~/prompt"))
+
+    @_guarded
+    def _on_click(self, msg: PointStamped, positive: bool) -> None:
+        name = "~/click" if positive else "~/click_negative"
+        self._submit_prompt(from_click(self.settings.click_object_id, msg.point.x, msg.point.y, positive,
+                                       stamp_ns(msg.header.stamp), name))
+
+    @_guarded
+    def _on_clicked_point(self, msg: PointStamped) -> None:
+        info = self._camera_info
+        if info is None:
+            self.get_logger().warning("~/clicked_point ignored: no camera_info received yet")
+            return
+        xyz = [msg.point.x, msg.point.y, msg.point.z]
+        cam, src = info.header.frame_id, msg.header.frame_id
+        try:
+            if src and cam and src != cam:
+                xyz = self._to_camera_frame(xyz, src, cam)
+            u, v = project_point(xyz, info.k, info.d, info.distortion_model)
+        except ProjectionError as err:
+            self.get_logger().warning(f"~/clicked_point ignored: {err}")
+            return
+        newest = self.worker.newest() if self.worker else None
+        if newest is not None and info.width and info.height:  # camera_info at another resolution (binning)
+            u *= newest.rgb.shape[1] / info.width
+            v *= newest.rgb.shape[0] / info.height
+        self._submit_prompt(from_click(self.settings.click_object_id, u, v, True, 0, "~/clicked_point"))
+
+    def _to_camera_frame(self, xyz: list[float], src: str, cam: str) -> np.ndarray:
+        if self._tf_buffer is None:
+            raise ProjectionError(f"the point is in frame {src!r}, the camera in {cam!r}, and tf2 is not installed "
+                                  "(publish the point in the camera's optical frame)")
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            t = self._tf_buffer.lookup_transform(cam, src, Time(), timeout=Duration(seconds=0.2)).transform
+        except Exception as err:
+            raise ProjectionError(f"no transform {src} -> {cam}: {err}") from err
+        return transform_point(xyz, [t.translation.x, t.translation.y, t.translation.z],
+                               [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w])
+
+    # ---------------------------------------------------------------- inference thread
+    def _track(self, frame: Frame) -> None:
+        t0 = time.perf_counter()
+        result = self.engine.tracker.track(np.ascontiguousarray(frame.rgb), stamp=frame.seq)
+        self.stats.inference.add((time.perf_counter() - t0) * 1e3)
+        self._publish(frame, result)
+        self.stats.outputs.add((time.monotonic() - frame.received) * 1e3)
+
+    def _publish(self, frame: Frame, result, want_masks: bool = False) -> ObjectMaskArray | None:
+        """Publish the enabled outputs of one frame with its header; returns the mask array when wanted or built."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        s, pubs = self.settings, self._pubs
+        out = conv.frame_outputs(result, s.mask_threshold, s.min_iou)
+        masks = conv.to_mask_array(out, frame.header) if s.publish_masks or want_masks else None
+        if not pubs or not self.context.ok():  # shutting down: nothing to publish to
+            return masks
+        if s.publish_masks:
+            pubs["masks"].publish(masks)
+        if s.publish_confidence:
+            pubs["confidence"].publish(conv.to_confidence_array(out, frame.header))
+        if s.publish_label_image:
+            pubs["label_image"].publish(conv.to_label_image(out, frame.header))
+        if s.publish_overlay:
+            pubs["overlay"].publish(conv.to_overlay_image(frame.rgb, out, frame.header, s.overlay_alpha))
+        self.stats.publish.add((time.perf_counter() - t0) * 1e3)
+        self.stats.publish_cpu.add((time.thread_time() - c0) * 1e3)
+        return masks
+
+    def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray]:
+        """Runs on the inference thread: check, prompt the tracker, publish; returns (message, masks)."""
+        if frame is None:
+            raise PromptError("no image received yet: a prompt needs a frame to apply to")
+        t0 = time.perf_counter()
+        height, width = frame.rgb.shape[:2]
+        p = check_prompt(spec, height, width, self._objects, self.settings.max_objects)
+        result = self.engine.tracker.add_prompt(p.object_id, points=p.points, labels=p.labels, box=p.box,
+                                                mask=p.mask, stamp=frame.seq, replace=p.replace)
+        self._objects.add(p.object_id)
+        masks = self._publish(frame, result, want_masks=True)
+        self.stats.prompts.add((time.perf_counter() - t0) * 1e3)
+        where = "" if found else f" (stamp {spec.stamp} is not among the last {self.settings.prompt_history} " \
+                                 "frames: applied to the newest)"
+        what = []
+        if p.points is not None:
+            pairs = zip(p.points, p.labels)
+            what.append("points " + " ".join(f"({x:.1f}, {y:.1f}; {int(lab)})" for (x, y), lab in pairs))
+        if p.box is not None:
+            what.append("box (" + ", ".join(f"{v:.1f}" for v in p.box) + ")")
+        if p.mask is not None:
+            what.append(f"mask of {int(p.mask.sum())} px")
+        return f"object {p.object_id} prompted on frame {frame.stamp} with {', '.join(what)}{where}", masks
+
+    def _submit_prompt(self, spec: PromptSpec):
+        if self.worker is None:
+            return None
+        future = self.worker.submit(lambda frame, found: self._apply_prompt(spec, frame, found), spec.stamp)
+
+        def report(f) -> None:
+            err = f.exception()
+            if err is not None:
+                self.get_logger().warning(f"{spec.source} refused: {err}")
+            else:
+                self.get_logger().info(f"{spec.source}: {f.result()[0]}")
+        future.add_done_callback(report)
+        return future
+
+    # ---------------------------------------------------------------- services
+    def _wait(self, future) -> tuple[bool, str, Any]:
+        try:
+            value = future.result(timeout=SERVICE_TIMEOUT_S)
+        except (PromptError, ValueError) as err:
+            return False, str(err), None
+        except Exception as err:
+            return False, f"{type(err).__name__}: {err}", None
+        return True, value[0], value[1]
+
+    @_guarded
+    def _srv_add_prompt(self, request, response):
+        spec = from_prompt_msg(request.prompt, "~/add_prompt")
+        if self.worker is None:
+            response.success, response.message = False, "the node is not active"
+            return response
+        future = self.worker.submit(lambda frame, found: self._apply_prompt(spec, frame, found), spec.stamp)
+        response.success, response.message, masks = self._wait(future)
+        if masks is not None:
+            response.masks = masks
+            self.get_logger().info(f"~/add_prompt: {response.message}")
+        else:
+            response.masks.header = request.prompt.header
+            self.get_logger().warning(f"~/add_prompt refused: {response.message}")
+        return response
+
+    @_guarded
+    def _srv_remove(self, request, response):
+        object_id = int(request.object_id)
+
+        def run(frame, found):
+            if object_id not in self._objects:
+                known = ", ".join(map(str, sorted(self._objects))) or "none"
+                raise PromptError(f"unknown object id {object_id} (tracked: {known})")
+            self.engine.tracker.remove_object(object_id)
+            self._objects.discard(object_id)
+            return f"object {object_id} removed", None
+
+        response.success, response.message, _ = self._wait(self.worker.submit(run))
+        if response.success:
+            self.get_logger().info(f"~/remove_object: {response.message}")
+        else:
+            self.get_logger().warning(f"~/remove_object refused: {response.message}")
+        return response
+
+    @_guarded
+    def _srv_reset(self, request, response):
+        def run(frame, found):
+            self.engine.tracker.reset()  # forgets objects and frames
+            self.worker.clear_history()
+            count = len(self._objects)
+            self._objects.clear()
+            return f"reset: forgot {count} object(s)", None
+
+        response.success, response.message, _ = self._wait(self.worker.submit(run))
+        self.get_logger().info(f"~/reset: {response.message}")
+        return response
+
+    # ---------------------------------------------------------------- diagnostics
+    @_guarded
+    def _publish_diagnostics(self) -> None:
+        if "diagnostics" not in self._pubs:
+            return
+        info = self.engine.info() if self.engine else {}
+        info["objects"] = str(len(self._objects))
+        status = build_status(f"{self.get_name()}: tracking", self.get_fully_qualified_name(), self.stats,
+                              self.worker, info, active=True)
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._pubs["diagnostics"].publish(msg)

@@ -1,0 +1,167 @@
+"""Node overhead per frame at 640x480: receive + convert + publish all outputs, vs the tracker alone (goal <= 5 ms).
+
+Starts the real sam2 node as a process (tiny model, random weights), subscribes to all four outputs (so publishing
+really serialises and sends), streams synthetic 640x480 rgb8 frames with two prompted objects, and reads the node's
+own stage timings from /diagnostics (convert_ms, publish_ms, inference_ms), plus end-to-end latency seen from here.
+
+    .venv/bin/python bench/node_overhead.py [--seconds 20] [--image-size 256] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 101))
+    out_dir = ROOT / "bench" / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import Point
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
+    from sam2_ros.srv import AddPrompt
+    from sam2_ros.synthetic import SyntheticScene
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    log = open(out_dir / "node_overhead_node.log", "wb")
+    node_proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
+                                  "-r", "image:=/bench/image", "-p", f"image_size:={args.image_size}",
+                                  "-p", f"cpu_threads:={args.threads}", "-p", "diagnostics_period:=1.0"],
+                                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+    scene = SyntheticScene(480, 640, num_objects=3, seed=1)
+    frames = [scene.frame(i) for i in range(30)]
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[])
+    node = rclpy.create_node("node_overhead_bench", context=context)
+    lock = threading.Lock()
+    sent: dict[int, float] = {}
+    arrivals: dict[str, dict[int, float]] = {t: {} for t in ("masks", "confidence", "label_image", "overlay")}
+    diags: list[dict[str, str]] = []
+
+    def recorder(topic):
+        def record(msg):
+            with lock:
+                arrivals[topic][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.monotonic()
+        return record
+
+    def on_diag(msg):
+        for s in msg.status:
+            if s.name.startswith("sam2:"):
+                with lock:
+                    diags.append({kv.key: kv.value for kv in s.values})
+
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(Image, "/bench/image", qos_profile_sensor_data)
+    for topic, typ in (("masks", ObjectMaskArray), ("confidence", ObjectConfidenceArray), ("label_image", Image),
+                       ("overlay", Image)):
+        node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+
+    def image(k: int):
+        rgb = frames[k % len(frames)].rgb
+        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
+        stamp = 1_000_000_000 + k * 50_000_000
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        msg.data = rgb.tobytes()
+        return stamp, msg
+
+    try:
+        deadline = time.monotonic() + 90
+        k = 0
+        while not arrivals["masks"] and time.monotonic() < deadline:  # until the node answers
+            stamp, msg = image(k)
+            pub.publish(msg)
+            k += 1
+            time.sleep(0.3)
+        if not arrivals["masks"]:
+            print("node did not answer; see bench/out/node_overhead_node.log")
+            return 1
+        client = node.create_client(AddPrompt, "/sam2/add_prompt")
+        client.wait_for_service(timeout_sec=30)
+        f0 = frames[(k - 1) % len(frames)]
+        for object_id, idx in ((1, 0), (2, 1)):
+            x, y = f0.inner_point(idx)
+            req = AddPrompt.Request(prompt=Prompt(object_id=object_id, points=[Point(x=x, y=y)], labels=[1]))
+            future = client.call_async(req)
+            while not future.done():
+                time.sleep(0.01)
+        with lock:
+            diags.clear()
+            for t in arrivals.values():
+                t.clear()
+        start = time.monotonic()
+        while time.monotonic() - start < args.seconds:
+            stamp, msg = image(k)
+            with lock:
+                sent[stamp] = time.monotonic()
+            pub.publish(msg)
+            k += 1
+            time.sleep(max(0.0, 1.0 / args.fps - (time.monotonic() - sent[stamp])))
+        time.sleep(2.5)
+    finally:
+        executor.shutdown()
+        spinner.join(5)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        node_proc.send_signal(signal.SIGINT)
+        node_proc.wait(30)
+        log.close()
+
+    rows = [d for d in diags if float(d.get("output_rate_hz", 0)) > 0]
+    mean = {key: float(np.mean([float(d[key]) for d in rows])) for key in ("convert_ms", "publish_ms", "inference_ms",
+                                                                        "convert_cpu_ms", "publish_cpu_ms")}
+    with lock:
+        done = {s: arrivals["overlay"][s] for s in arrivals["overlay"] if s in sent}
+        last_topic = {s: max(arrivals[t].get(s, 0.0) for t in arrivals) for s in done}
+    e2e = np.array([last_topic[s] - sent[s] for s in done]) * 1e3
+    overhead = mean["convert_ms"] + mean["publish_ms"]
+    result = {
+        "image": "640x480 rgb8", "objects": 2, "model": f"sam2.1_hiera_t@{args.image_size}", "threads": args.threads,
+        "frames_sent": len(sent), "frames_out": len(done),
+        "convert_ms": round(mean["convert_ms"], 3), "publish_all_outputs_ms": round(mean["publish_ms"], 3),
+        "node_overhead_ms": round(overhead, 3), "tracker_ms": round(mean["inference_ms"], 1),
+        "convert_cpu_ms": round(mean["convert_cpu_ms"], 3), "publish_cpu_ms": round(mean["publish_cpu_ms"], 3),
+        "node_overhead_cpu_ms": round(mean["convert_cpu_ms"] + mean["publish_cpu_ms"], 3),
+        "load_average_1min": round(os.getloadavg()[0], 1), "cpu_cores": os.cpu_count(),
+        "end_to_end_ms_median": round(float(np.median(e2e)), 1) if e2e.size else None,
+    }
+    (out_dir / "node_overhead.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    print(f"node overhead {overhead:.2f} ms per frame (convert {mean['convert_ms']:.2f} + publish "
+          f"{mean['publish_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} ms CPU, vs tracker "
+          f"{mean['inference_ms']:.0f} ms; goal <= 5 ms (wall): {'met' if overhead <= 5.0 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Start the sam2 node.
+
+    ros2 launch sam2_ros sam2.launch.py image:=/camera/image_raw [params_file:=...] [namespace:=...]
+
+Only names and files are wired here; every tunable lives in the parameters file (default: config/sam2.yaml).
+camera_info is remapped next to the image (…/image_raw -> …/camera_info), as image_transport does.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode
+
+
+def _node(context):
+    image = LaunchConfiguration("image").perform(context)
+    camera_info = LaunchConfiguration("camera_info").perform(context) or \
+        (image.rsplit("/", 1)[0] + "/camera_info" if "/" in image else "camera_info")
+    return [LifecycleNode(
+        package="sam2_ros",
+        executable="sam2_node",
+        name="sam2",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        parameters=[LaunchConfiguration("params_file")],
+        remappings=[("image", image), ("image/compressed", image + "/compressed"), ("camera_info", camera_info)],
+    )]
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory("sam2_ros"), "config", "sam2.yaml")
+    return LaunchDescription([
+        DeclareLaunchArgument("image", default_value="/camera/image_raw",
+                              description="sensor_msgs/Image topic to segment"),
+        DeclareLaunchArgument("camera_info", default_value="",
+                              description="sensor_msgs/CameraInfo topic (empty: next to the image topic)"),
+        DeclareLaunchArgument("params_file", default_value=default_params,
+                              description="parameters file (see config/sam2.yaml)"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        OpaqueFunction(function=_node),
+    ])

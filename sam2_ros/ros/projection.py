@@ -1,0 +1,61 @@
+"""3-D point in a camera's optical frame -> pixel, with the pinhole model of sensor_msgs/CameraInfo (ROS-free math).
+
+Optical frame convention (REP 103): x right, y down, z forward. RViz's Publish Point gives a 3-D point; the node
+projects it with K (and the plumb_bob / rational_polynomial distortion in D, since `image` is normally the raw image).
+Points in another frame must first be transformed into the optical frame (tf2, where installed).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DISTORTION_MODELS = ("plumb_bob", "rational_polynomial")
+
+
+class ProjectionError(ValueError):
+    """The point cannot be projected (behind the camera, not finite, bad calibration)."""
+
+
+def project_point(xyz: Sequence[float], k: Sequence[float], d: Sequence[float] = (),
+                  distortion_model: str = "plumb_bob") -> tuple[float, float]:
+    """Pixel (u, v) of a 3-D point in the optical frame; K is the row-major 3x3 camera matrix, D its distortion."""
+    x, y, z = (float(v) for v in xyz)
+    if not np.isfinite([x, y, z]).all():
+        raise ProjectionError(f"point ({x}, {y}, {z}) is not finite")
+    if z <= 0.0:
+        raise ProjectionError(f"point ({x:.3f}, {y:.3f}, {z:.3f}) is not in front of the camera (z <= 0)")
+    kk = np.asarray(k, dtype=np.float64).reshape(3, 3)
+    fx, fy, cx, cy = kk[0, 0], kk[1, 1], kk[0, 2], kk[1, 2]
+    if fx <= 0.0 or fy <= 0.0:
+        raise ProjectionError("camera_info has no calibration (K is zero)")
+    a, b = x / z, y / z  # normalised image coordinates
+    coeffs = [float(c) for c in d]
+    if any(coeffs):
+        if distortion_model not in DISTORTION_MODELS:
+            raise ProjectionError(f"distortion model {distortion_model!r} is not supported ({DISTORTION_MODELS})")
+        a, b = _distort(a, b, coeffs)
+    return fx * a + kk[0, 1] * b + cx, fy * b + cy
+
+
+def _distort(a: float, b: float, d: list[float]) -> tuple[float, float]:
+    """Brown-Conrady radial + tangential distortion (k1, k2, p1, p2[, k3[, k4, k5, k6]]) as OpenCV defines it."""
+    k1, k2, p1, p2, k3, k4, k5, k6 = (d + [0.0] * 8)[:8]
+    r2 = a * a + b * b
+    radial = (1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3) / (1 + k4 * r2 + k5 * r2 ** 2 + k6 * r2 ** 3)
+    return (a * radial + 2 * p1 * a * b + p2 * (r2 + 2 * a * a),
+            b * radial + p1 * (r2 + 2 * b * b) + 2 * p2 * a * b)
+
+
+def transform_point(xyz: Sequence[float], translation: Sequence[float], quaternion_xyzw: Sequence[float]) -> np.ndarray:
+    """Apply a rigid transform (as in geometry_msgs/Transform) to a point: R(q) @ p + t."""
+    qx, qy, qz, qw = (float(v) for v in quaternion_xyzw)
+    n = np.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    if n == 0.0:
+        raise ProjectionError("zero quaternion")
+    qx, qy, qz, qw = qx / n, qy / n, qz / n, qw / n
+    rot = np.array([
+        [1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)],
+        [2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)],
+        [2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)]])
+    return rot @ np.asarray(xyz, dtype=np.float64) + np.asarray(translation, dtype=np.float64)

@@ -1,0 +1,150 @@
+"""The inference thread: newest-frame-only tracking plus a queue of jobs (prompts, removals, resets), ROS-free.
+
+Only this thread touches the tracker. The image callback drops each frame into a one-slot buffer (an older waiting
+frame is replaced and counted as dropped); jobs run before the next frame, so a prompt is answered at decoder speed.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Frame:
+    """One received image: header stamp (ns), header (kept for the outputs), RGB pixels, sequence number, arrival."""
+
+    stamp: int
+    header: Any
+    rgb: Any  # [H, W, 3] uint8
+    seq: int = 0  # the node's frame counter: the tracker's stamp (header stamps may repeat or be zero)
+    received: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Job:
+    run: Callable[[Frame | None, bool], Any]  # (frame, stamp_found) -> result
+    stamp: int
+    future: Future
+
+
+class InferenceWorker:
+    """Runs `track(frame)` on the newest frame and queued jobs in order, on one daemon thread."""
+
+    def __init__(self, track: Callable[[Frame], None], history: int,
+                 on_error: Callable[[str], None] = lambda text: None) -> None:
+        self._track = track
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._pending: Frame | None = None
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._history: collections.deque[Frame] = collections.deque(maxlen=max(1, history))
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.frames_in = 0
+        self.frames_done = 0
+        self.dropped = 0
+        self.busy = False
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._loop, name="sam2-inference", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current step; waiting jobs fail with RuntimeError."""
+        with self._cond:
+            self._stop = True
+            jobs, self._jobs = list(self._jobs), collections.deque()
+            self._pending = None
+            self._cond.notify_all()
+        for job in jobs:
+            job.future.set_exception(RuntimeError("the node is shutting down"))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._thread = None
+
+    def submit_frame(self, frame: Frame) -> None:
+        """Offer a frame; it replaces a frame still waiting (counted as dropped)."""
+        with self._cond:
+            self.frames_in += 1
+            if self._pending is not None:
+                self.dropped += 1
+            self._pending = frame
+            self._cond.notify()
+
+    def submit(self, run: Callable[[Frame | None, bool], Any], stamp: int = 0) -> Future:
+        """Queue a job for the frame named by `stamp` (0 = newest tracked). It gets (frame, found) and its result
+        completes the returned future; a frame still waiting with exactly that stamp is tracked first."""
+        future: Future = Future()
+        with self._cond:
+            if self._stop:
+                future.set_exception(RuntimeError("the node is shutting down"))
+                return future
+            self._jobs.append(_Job(run, int(stamp), future))
+            self._cond.notify()
+        return future
+
+    def newest(self) -> Frame | None:
+        """The newest tracked frame (None before the first)."""
+        with self._cond:
+            return self._history[-1] if self._history else None
+
+    def clear_history(self) -> None:
+        """Forget tracked frames (after a tracker reset)."""
+        with self._cond:
+            self._history.clear()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and self._pending is None and not self._jobs:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                job = self._jobs.popleft() if self._jobs else None
+                frame = None
+                if job is None or (job.stamp and self._pending is not None and self._pending.stamp == job.stamp):
+                    frame, self._pending = self._pending, None
+                self.busy = True
+            try:
+                if frame is not None:
+                    self._run_track(frame)
+                if job is not None:
+                    self._run_job(job)
+            finally:
+                self.busy = False
+
+    def _run_track(self, frame: Frame) -> None:
+        try:
+            self._track(frame)
+        except Exception as err:  # a bad frame must not stop the thread
+            self._on_error(f"tracking failed on frame {frame.stamp}: {type(err).__name__}: {err}")
+            return
+        with self._cond:
+            self._history.append(frame)
+            self.frames_done += 1
+
+    def _run_job(self, job: _Job) -> None:
+        with self._cond:
+            frame, found = self._find(job.stamp)
+        try:
+            job.future.set_result(job.run(frame, found))
+        except Exception as err:
+            job.future.set_exception(err)
+
+    def _find(self, stamp: int) -> tuple[Frame | None, bool]:
+        """(frame, True) for a known stamp or stamp 0; (newest, False) for a stamp not in the history."""
+        if not self._history:
+            return None, stamp == 0
+        if stamp == 0:
+            return self._history[-1], True
+        for frame in reversed(self._history):
+            if frame.stamp == stamp:
+                return frame, True
+        return self._history[-1], False

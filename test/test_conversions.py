@@ -1,0 +1,192 @@
+"""Image <-> numpy conversions and tracker result -> message conversions of the node (no processes, real messages)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+
+from sam2_ros.ros import conversions as conv
+
+
+def _msg(arr: np.ndarray, encoding: str, pad: int = 0, big_endian: bool = False):
+    """Image message from an [H, W, C] array with `pad` extra bytes per row, through real serialization."""
+    from sensor_msgs.msg import Image
+
+    h, w = arr.shape[:2]
+    data = arr.astype(arr.dtype.newbyteorder(">" if big_endian else "<")).reshape(h, -1).view(np.uint8)
+    rows = np.concatenate([data, np.full((h, pad), 0xAB, np.uint8)], axis=1)
+    msg = Image(height=h, width=w, encoding=encoding, is_bigendian=int(big_endian), step=rows.shape[1])
+    msg.header.frame_id = "cam"
+    msg.data = rows.tobytes()
+    return deserialize_message(serialize_message(msg), Image)  # as a subscriber gets it (array.array data)
+
+
+@pytest.mark.parametrize("pad", [0, 5])
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_colour_encodings_to_rgb(encoding, pad):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (7, 11, 3), dtype=np.uint8)
+    order = {"rgb8": [0, 1, 2], "bgr8": [2, 1, 0], "rgba8": [0, 1, 2], "bgra8": [2, 1, 0]}[encoding]
+    arr = rgb[:, :, order]
+    if encoding.endswith("a8"):
+        arr = np.concatenate([arr, rng.integers(0, 256, (7, 11, 1), dtype=np.uint8)], axis=2)
+    msg = _msg(arr, encoding, pad)
+    out = conv.image_to_rgb(msg)
+    assert out.shape == (7, 11, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, rgb)
+    # zero-copy: the result is a view of the message's own buffer
+    assert np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "8UC1"])
+def test_mono8_is_grey_rgb(encoding):
+    grey = np.arange(6 * 5, dtype=np.uint8).reshape(6, 5, 1)
+    out = conv.image_to_rgb(_msg(grey, encoding, pad=3))
+    assert out.shape == (6, 5, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[:, :, c], grey[:, :, 0])
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1"])
+def test_mono16_is_scaled_min_max(encoding, big_endian):
+    depth = np.array([[1000, 2000], [3000, 1000 + 2000 * 255 // 255]], dtype=np.uint16).reshape(2, 2, 1)
+    out = conv.image_to_rgb(_msg(depth, encoding, pad=2, big_endian=big_endian))
+    assert out.dtype == np.uint8
+    expected = ((depth[:, :, 0].astype(np.float32) - 1000) * (255 / 2000)).astype(np.uint8)
+    np.testing.assert_array_equal(out[:, :, 0], expected)
+    assert out.min() == 0 and out.max() == 255
+    flat = _msg(np.full((3, 3, 1), 7, np.uint16), encoding)
+    assert conv.image_to_rgb(flat).max() == 0  # constant image: no division by zero
+
+
+@pytest.mark.parametrize("case, text", [
+    (dict(encoding="yuv422"), "unsupported encoding"),
+    (dict(height=0, width=0, step=0, data=b""), "empty image"),
+    (dict(step=10), "step 10 is smaller"),
+    (dict(data=bytes(4 * 12 - 1)), r"expected height\*step"),
+])
+def test_bad_images_raise_with_reason(case, text):
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=4, width=4, encoding="rgb8", step=12)
+    msg.data = bytes(48)
+    for key, value in case.items():
+        setattr(msg, key, value)
+    with pytest.raises(conv.ImageError, match=text):
+        conv.image_to_rgb(msg)
+
+
+def test_array_to_image_round_trip_and_header():
+    from std_msgs.msg import Header
+
+    rng = np.random.default_rng(1)
+    header = Header(frame_id="optical")
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    for encoding, arr in [("rgb8", rng.integers(0, 256, (5, 9, 3), dtype=np.uint8)),
+                          ("mono8", rng.integers(0, 256, (5, 9), dtype=np.uint8)),
+                          ("mono16", rng.integers(0, 65536, (5, 9), dtype=np.uint16))]:
+        msg = conv.array_to_image(arr, encoding, header)
+        assert msg.header == header and msg.step == 9 * arr.itemsize * (3 if arr.ndim == 3 else 1)
+        back = conv.image_to_array(msg)
+        np.testing.assert_array_equal(back.reshape(arr.shape), arr)
+    with pytest.raises(conv.ImageError):
+        conv.array_to_image(np.zeros((2, 2, 3), np.uint16), "rgb8")
+
+
+class _Result:
+    """A TrackResult-shaped record (the conversion reads only these fields)."""
+
+    def __init__(self, ids, logits, iou, presence):
+        self.object_ids, self.mask_logits = ids, np.asarray(logits, np.float32)
+        self.iou, self.presence = np.asarray(iou, np.float32), np.asarray(presence, np.float32)
+        self.masks = self.mask_logits > 0
+
+
+def _two_objects():
+    logits = np.full((2, 6, 8), -5.0, np.float32)
+    logits[0, 1:4, 1:5] = 2.0      # object 3: rows 1..3, cols 1..4
+    logits[1, 2:6, 3:8] = 1.0      # object 7: overlaps object 3 at rows 2..3, cols 3..4 with a lower logit
+    logits[1, 3, 4] = 9.0          # ... except one pixel where it is more confident
+    return _Result([3, 7], logits, [0.9, 0.4], [0.8, 0.3])
+
+
+def test_frame_outputs_label_image_and_min_iou():
+    out = conv.frame_outputs(_two_objects())
+    assert out.object_ids == [3, 7] and out.label.dtype == np.uint8
+    assert out.label[1, 1] == 3 and out.label[5, 7] == 7 and out.label[0, 0] == 0
+    assert out.label[2, 3] == 3, "overlap goes to the higher logit"
+    assert out.label[3, 4] == 7
+    # the label image is consistent with the masks: every labelled pixel is in that object's mask
+    for k, object_id in enumerate(out.object_ids):
+        assert out.masks[k][out.label == object_id].all()
+    assert ((out.label > 0) == out.masks.any(axis=0)).all()
+
+    gated = conv.frame_outputs(_two_objects(), min_iou=0.5)
+    assert gated.masks[1].sum() == 0 and gated.masks[0].sum() == 12
+    np.testing.assert_allclose(gated.iou, [0.9, 0.4])  # IoU still reported
+    assert not (gated.label == 7).any()
+
+    high = conv.frame_outputs(_Result([300], np.ones((1, 2, 2)), [0.5], [0.5]))
+    assert high.label.dtype == np.uint16 and (high.label == 300).all()
+    assert conv.to_label_image(high, None).encoding == "mono16"
+
+    empty = conv.frame_outputs(_Result([], np.zeros((0, 4, 5)), [], []))
+    assert empty.label.shape == (4, 5) and not empty.label.any()
+
+
+def test_result_messages():
+    from std_msgs.msg import Header
+
+    header = Header(frame_id="cam")
+    header.stamp.sec = 99
+    out = conv.frame_outputs(_two_objects())
+    masks = conv.to_mask_array(out, header)
+    assert masks.header == header and [o.object_id for o in masks.objects] == [3, 7]
+    first = masks.objects[0]
+    assert (first.bbox.x_offset, first.bbox.y_offset, first.bbox.width, first.bbox.height) == (1, 1, 4, 3)
+    assert first.area == 12 and first.mask.encoding == "mono8" and first.mask.header == header
+    pixels = conv.image_to_array(first.mask)[:, :, 0]
+    assert set(np.unique(pixels)) == {0, 255} and (pixels > 0).sum() == 12
+    assert abs(first.iou - 0.9) < 1e-6 and abs(first.presence - 0.8) < 1e-6
+
+    conf = conv.to_confidence_array(out, header)
+    assert conf.header == header and list(conf.object_ids) == [3, 7]
+    assert conf.boxes[0] == first.bbox and np.allclose(conf.iou, [0.9, 0.4])
+
+    label = conv.to_label_image(out, header)
+    assert label.encoding == "mono8" and label.header == header
+    np.testing.assert_array_equal(conv.image_to_array(label)[:, :, 0], out.label)
+
+
+def test_overlay_blends_only_masked_pixels():
+    rgb = np.full((6, 8, 3), 100, np.uint8)
+    out = conv.frame_outputs(_two_objects())
+    blended = conv.overlay(rgb, out, alpha=0.5)
+    assert blended.shape == rgb.shape and blended.dtype == np.uint8
+    assert (blended[0, 0] == 100).all(), "background untouched"
+    expected = (100 * 128 + conv.PALETTE[3 % len(conv.PALETTE)].astype(np.int64) * 128) >> 8
+    np.testing.assert_array_equal(blended[1, 1], expected)
+    np.testing.assert_array_equal(blended[3, 4], (100 * 128 + conv.PALETTE[7].astype(np.int64) * 128) >> 8)
+    assert (rgb == 100).all(), "input not modified"
+    assert (conv.overlay(rgb, out, alpha=0.0) == 100).all()
+    assert conv.to_overlay_image(rgb, out, None).encoding == "rgb8"
+
+
+def test_prompt_mask():
+    from sensor_msgs.msg import Image
+
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 2:5] = 7
+    msg = conv.array_to_image(mask, "mono8")
+    np.testing.assert_array_equal(conv.prompt_mask_to_bool(msg, 4, 6), mask > 0)
+    assert conv.prompt_mask_to_bool(Image(), 4, 6) is None
+    with pytest.raises(conv.ImageError, match="image is 7x4"):
+        conv.prompt_mask_to_bool(msg, 4, 7)
+
+
+def test_mask_box():
+    mask = np.zeros((5, 5), bool)
+    assert conv.mask_box(mask) == (0, 0, 0, 0)
+    mask[2, 1] = mask[4, 3] = True
+    assert conv.mask_box(mask) == (1, 2, 3, 3)

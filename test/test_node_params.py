@@ -1,0 +1,78 @@
+"""One source of defaults: config/sam2.yaml == the node's declared parameters; ranges and choices are enforced."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sam2_ros.ros.params import PARAMS, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+YAML = ROOT / "config" / "sam2.yaml"
+
+
+def _yaml_params() -> dict:
+    doc = yaml.safe_load(YAML.read_text())
+    assert list(doc) == ["/**"], "one section that applies to the node whatever its name/namespace"
+    return doc["/**"]["ros__parameters"]
+
+
+def test_yaml_equals_parameter_table():
+    values = _yaml_params()
+    table = {p.name: p.default for p in PARAMS}
+    assert sorted(values) == sorted(table), "same names"
+    for name, default in table.items():
+        assert values[name] == default and type(values[name]) is type(default), name
+    settings = Settings()
+    assert [f.name for f in dataclasses.fields(Settings)] == list(table)
+    assert all(getattr(settings, n) == d for n, d in table.items())
+
+
+def test_yaml_comments_every_parameter():
+    lines = YAML.read_text().splitlines()
+    for p in PARAMS:
+        i = next(k for k, line in enumerate(lines) if line.strip().startswith(f"{p.name}:"))
+        j = i - 1
+        while lines[j].strip() and not lines[j].strip().startswith("#"):  # grouped lines share one comment
+            j -= 1
+        assert lines[j].strip().startswith("#"), f"{p.name} has no comment above it"
+
+
+@pytest.fixture(scope="module")
+def node():
+    import rclpy
+
+    from sam2_ros.ros.node import Sam2Node
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "--params-file", str(YAML), "-p", "min_iou:=0.25"])
+    n = Sam2Node(context=context)
+    yield n
+    n.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def test_node_declares_the_yaml_defaults(node):
+    values = _yaml_params()
+    for p in PARAMS:
+        got = node.get_parameter(p.name).value
+        expected = 0.25 if p.name == "min_iou" else values[p.name]
+        assert got == expected and type(got) is type(expected), (p.name, got, expected)
+    assert node.get_name() == "sam2"
+
+
+def test_ranges_and_choices_are_enforced(node):
+    from rclpy.parameter import Parameter
+
+    good = node.set_parameters([Parameter("min_iou", value=0.5)])[0]
+    assert good.successful and node.settings.min_iou == 0.5, "min_iou is dynamic"
+    for name, value in [("min_iou", 1.5), ("backend", "tensorflow"), ("image_size", 100), ("device", "gpu"),
+                        ("max_objects", 0), ("image_reliability", "sometimes")]:
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        print(name, value, "->", result.reason)
+        assert not result.successful, (name, value)
+    assert node.get_parameter("backend").value == "torch"
+    descriptor = node.describe_parameter("image_size")
+    assert descriptor.integer_range[0].step == 32 and "model input size" in descriptor.description
