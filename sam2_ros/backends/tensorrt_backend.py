@@ -1,0 +1,288 @@
+"""TensorRT backend (TensorRT 10 Python API): engines built from the exported ONNX graphs, run on torch CUDA tensors.
+
+- Precision: fp16 (default), bf16 or fp32 builder flags; graph I/O stays float32/int32 as exported.
+- Optimisation profiles (`profile_shapes`) cover 1..max objects, 1..max points, 1..max memory frames and
+  0..max pointer tokens; a batch larger than max objects is run in chunks.
+- Engines live in an ArtifactCache keyed by ONNX hash + TensorRT version + GPU name/capability + precision +
+  profile; a stale key builds a new engine, a corrupt file (checksum, or deserialisation fails) is rebuilt.
+  One timing cache per TensorRT version + GPU speeds up rebuilds. Builds log their phases (IProgressMonitor).
+- Inference: every engine runs on torch's current CUDA stream with torch-allocated inputs/outputs, so parts chain
+  on the GPU with no host round trip and no synchronisation.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sam2_ros.backends.cache import ArtifactCache, atomic_write, cache_key
+from sam2_ros.backends.exported import ExportedBackend
+from sam2_ros.export.onnx_export import read_metadata
+from sam2_ros.export.parts import PART_SPECS, PartSpec
+from sam2_ros.model.config import Sam2Config
+from sam2_ros.model.sam2 import Sam2Model
+
+logger = logging.getLogger(__name__)
+PRECISIONS = ("fp16", "bf16", "fp32")
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ShapeLimits:
+    """Largest sizes the engines accept; `opt_*` are the sizes TensorRT tunes kernels for."""
+
+    max_objects: int = 8  # B per call (bigger batches are chunked)
+    max_points: int = 16  # clicks (+ box corners) of one prompt
+    max_cond_frames: int = 8  # prompted frames kept per object (TrackerOptions.max_cond_frames)
+    opt_objects: int = 1
+    opt_points: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.max_objects, self.max_points, self.max_cond_frames, self.opt_objects, self.opt_points) < 1:
+            raise ValueError(f"shape limits must be >= 1: {self}")
+        if self.opt_objects > self.max_objects or self.opt_points > self.max_points:
+            raise ValueError(f"opt sizes must not exceed max sizes: {self}")
+
+
+def memory_limits(config: Sam2Config, limits: ShapeLimits) -> tuple[int, int, int, int]:
+    """(max memory frames, opt memory frames, max pointer tokens, opt pointer tokens) for the tracker's memory.
+
+    A frame attends to all kept prompted frames + num_maskmem-1 previous frames, and to the pointers of the
+    prompted frames + max_obj_ptrs_in_encoder-1 previous frames, each split into C/D tokens.
+    """
+    split = config.hidden_dim // config.mem_dim
+    max_frames = limits.max_cond_frames + config.num_maskmem - 1
+    max_ptrs = (limits.max_cond_frames + config.max_obj_ptrs_in_encoder - 1) * split
+    opt_ptrs = config.max_obj_ptrs_in_encoder * split if config.use_obj_ptrs_in_encoder else 0
+    return max_frames, config.num_maskmem, max_ptrs, opt_ptrs
+
+
+def profile_shapes(spec: PartSpec, config: Sam2Config, limits: ShapeLimits) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """(min, opt, max) shape of every input of a graph with dynamic axes; {} for a fully static graph."""
+    if not spec.dynamic_axes:
+        return {}
+    s, h, c, d = config.image_size, config.feat_size, config.hidden_dim, config.mem_dim
+    hw = h * h
+    max_frames, opt_frames, max_ptrs, opt_ptrs = memory_limits(config, limits)
+    # Per axis name: (min, opt, max).
+    axis = {"objects": (1, limits.opt_objects, limits.max_objects), "points": (1, limits.opt_points, limits.max_points),
+            "memory_tokens": (hw, opt_frames * hw, max_frames * hw), "pointer_tokens": (0, opt_ptrs, max_ptrs)}
+    static = {"image_embed": (c, h, h), "feat_s0": (c // 8, 4 * h, 4 * h), "feat_s1": (c // 4, 2 * h, 2 * h),
+              "point_coords": (None, 2), "point_labels": (None,), "mask_input": (1, 4 * h, 4 * h),
+              "curr": (c, h, h), "curr_pos": (c, h, h), "memory": (None, d), "memory_pos": (None, d),
+              "obj_ptrs": (None, d), "obj_ptr_pos": (None, d), "pix_feat": (c, h, h),
+              "high_res_masks": (1, s, s), "object_score_logits": (1,)}
+    shapes = {}
+    for name in spec.inputs:
+        axes = spec.dynamic_axes.get(name, {})
+        dims = [None] + list(static[name])  # axis 0 is always the object batch here
+        triple = []
+        for k in range(3):
+            triple.append(tuple(axis[axes[i]][k] if i in axes else dims[i] for i in range(len(dims))))
+        shapes[name] = tuple(triple)  # type: ignore[assignment]
+    return shapes
+
+
+def tensorrt_unavailable(device: torch.device | str = "cuda") -> str | None:
+    """None when TensorRT >= 10 and a CUDA device are usable, else why not."""
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible to torch"
+    if torch.device(device).type != "cuda":
+        return f"device is {device}, TensorRT needs a CUDA device"
+    try:
+        import tensorrt as trt
+    except ImportError as err:
+        return f"the tensorrt Python package is not installed ({err})"
+    if int(trt.__version__.split(".")[0]) < 10:
+        return f"TensorRT {trt.__version__} is too old (this backend uses the TensorRT 10 API)"
+    return None
+
+
+def gpu_identity(device: torch.device) -> dict[str, Any]:
+    """What an engine is specific to: the GPU model and its compute capability."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+
+
+def _torch_dtype(trt: Any, dtype: Any) -> torch.dtype:
+    table = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32, trt.int8: torch.int8,
+             trt.bool: torch.bool, trt.int64: torch.int64, trt.bfloat16: torch.bfloat16}
+    return table[dtype]
+
+
+def _progress_monitor(trt: Any, label: str) -> Any:
+    """An IProgressMonitor that logs top-level build phases and a step count (throttled to one line per 5 s)."""
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
+            self.last = 0.0
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self.steps[phase_name] = num_steps
+            if parent_phase is None:
+                logger.info("TensorRT %s: %s (%d steps)", label, phase_name, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            now = time.monotonic()
+            if now - self.last > 5.0:
+                self.last = now
+                logger.info("TensorRT %s: %s %d/%d", label, phase_name, step + 1, self.steps.get(phase_name, 0))
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name: str) -> None:
+            self.steps.pop(phase_name, None)
+
+    return Monitor()
+
+
+class TensorRTBackend(ExportedBackend):
+    """InferenceBackend running TensorRT engines on one CUDA device; glue in torch on the same device."""
+
+    name = "tensorrt"
+
+    def __init__(self, export_dir: str | os.PathLike, glue: Sam2Model, device: torch.device | str = "cuda",
+                 precision: str = "fp16", cache_dir: str | os.PathLike | None = None,
+                 limits: ShapeLimits | None = None, workspace_gib: float | None = None) -> None:
+        reason = tensorrt_unavailable(device)
+        if reason:
+            raise RuntimeError(f"TensorRT backend unavailable: {reason}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        import tensorrt as trt
+
+        device = torch.device(device)
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        super().__init__(glue.to(device), read_metadata(export_dir), device)
+        self.trt = trt
+        self.export_dir = Path(export_dir)
+        self.precision = precision
+        self.limits = limits or ShapeLimits()
+        self.workspace_gib = workspace_gib
+        self.trt_logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.trt_logger)
+        root = Path(cache_dir) if cache_dir is not None else self.export_dir / "tensorrt"
+        self.cache = ArtifactCache(root)
+        self.identity = {"tensorrt": trt.__version__, **gpu_identity(device)}
+        self.timing_cache_path = root / f"timing-{cache_key(self.identity)}.cache"
+        self._dummy: torch.Tensor | None = None
+        self.engines: dict[str, Any] = {}
+        self.contexts: dict[str, Any] = {}
+        with torch.cuda.device(device):
+            for graph in PART_SPECS:
+                self.engines[graph] = self._engine(graph)
+                self.contexts[graph] = self.engines[graph].create_execution_context()
+
+    # ------------------------------------------------------------------ building
+    def engine_parts(self, graph: str) -> dict[str, Any]:
+        """Key parts of a graph's engine."""
+        spec = PART_SPECS[graph]
+        return {"onnx_sha256": self.meta["parts"][graph]["sha256"], **self.identity, "precision": self.precision,
+                "profile": profile_shapes(spec, self.config, self.limits), "workspace_gib": self.workspace_gib}
+
+    def _engine(self, graph: str) -> Any:
+        def load(path: Path) -> Any:
+            engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+            if engine is None:
+                raise RuntimeError("TensorRT could not deserialize the engine")
+            return engine
+
+        return self.cache.get_or_build("trt", self.engine_parts(graph), ".engine",
+                                       lambda tmp: self._build(graph, tmp), load, what=f"TensorRT engine {graph}")
+
+    def _build(self, graph: str, out_path: Path) -> None:
+        """Parse the ONNX graph, set precision/profile/timing cache, build and write the serialized engine."""
+        trt = self.trt
+        spec = PART_SPECS[graph]
+        onnx_path = self.export_dir / self.meta["parts"][graph]["file"]
+        label = f"{graph} ({self.precision})"
+        logger.warning("building TensorRT engine %s from %s: this takes a while once, then it is cached",
+                       label, onnx_path)
+        start = time.perf_counter()
+        builder = trt.Builder(self.trt_logger)
+        network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
+        parser = trt.OnnxParser(network, self.trt_logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
+        config = builder.create_builder_config()
+        if self.workspace_gib:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_gib * 2**30))
+        if self.precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        elif self.precision == "bf16":
+            config.set_flag(trt.BuilderFlag.BF16)
+        shapes = profile_shapes(spec, self.config, self.limits)
+        if shapes:
+            profile = builder.create_optimization_profile()
+            for name, (low, opt, high) in shapes.items():
+                profile.set_shape(name, low, opt, high)
+            config.add_optimization_profile(profile)
+        timing = self.timing_cache_path.read_bytes() if self.timing_cache_path.is_file() else b""
+        config.set_timing_cache(config.create_timing_cache(timing), False)
+        monitor = _progress_monitor(trt, label)  # must outlive the build (it does: local to this call)
+        try:
+            config.progress_monitor = monitor
+        except AttributeError:  # a TensorRT 10.0 build without the progress-monitor binding: build silently
+            logger.info("TensorRT %s: no progress monitor in this TensorRT build", label)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise RuntimeError(f"TensorRT failed to build {label} (see the TensorRT log above)")
+        with open(out_path, "wb") as f:
+            f.write(serialized)
+        atomic_write(self.timing_cache_path, bytes(config.get_timing_cache().serialize()))
+        logger.warning("built TensorRT engine %s in %.0f s", label, time.perf_counter() - start)
+
+    # ------------------------------------------------------------------ running
+    def _run(self, graph: str, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        spec = PART_SPECS[graph]
+        batch = inputs[0].shape[0]
+        if spec.dynamic_axes and batch > self.limits.max_objects:  # chunk over objects (axis 0 of every tensor)
+            step = self.limits.max_objects
+            chunks = [self._run(graph, [t[i:i + step] for t in inputs]) for i in range(0, batch, step)]
+            return [torch.cat(parts) for parts in zip(*chunks)]
+        engine, context = self.engines[graph], self.contexts[graph]
+        trt = self.trt
+        keep = []  # inputs converted here stay referenced until the enqueue (same stream orders the reuse)
+        for name, tensor in zip(spec.inputs, inputs):
+            want = _torch_dtype(trt, engine.get_tensor_dtype(name))
+            t = tensor.to(device=self.device, dtype=want).contiguous()
+            keep.append(t)
+            if not context.set_input_shape(name, tuple(t.shape)):
+                raise ValueError(f"{graph}: input {name} shape {tuple(t.shape)} is outside the engine's profile "
+                                 f"{profile_shapes(spec, self.config, self.limits).get(name)}; raise the ShapeLimits")
+            context.set_tensor_address(name, self._address(t))
+        outputs = []
+        for name in spec.outputs:
+            shape = tuple(context.get_tensor_shape(name))
+            out = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
+            context.set_tensor_address(name, self._address(out))
+            outputs.append(out)
+        stream = torch.cuda.current_stream(self.device)
+        if not context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError(f"TensorRT execution of {graph} failed")
+        return outputs
+
+    def _address(self, t: torch.Tensor) -> int:
+        """Device address for a binding; an empty tensor (e.g. 0 pointer tokens) gets a valid dummy address."""
+        if t.numel():
+            return t.data_ptr()
+        if self._dummy is None:
+            self._dummy = torch.empty(256, dtype=torch.uint8, device=self.device)
+        return self._dummy.data_ptr()
+
+    def describe(self) -> dict[str, Any]:
+        """Versions, GPU, precision and limits (for logs and benchmarks)."""
+        return {**self.identity, "precision": self.precision, "limits": asdict(self.limits)}
+
+
+__all__ = ["PRECISIONS", "ShapeLimits", "TensorRTBackend", "gpu_identity", "memory_limits", "profile_shapes",
+           "tensorrt_unavailable"]

@@ -1,0 +1,141 @@
+"""TensorRT backend: optimisation profiles (checked anywhere, against the exported graphs' real shapes in ONNX Runtime),
+and — only where a CUDA GPU and TensorRT 10 exist — engines built and run against the torch backend.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from backend_util import CONFIG, max_abs, max_rel, scratch_dir, tiny_checkpoint, tiny_export
+from sam2_ros.backends.exported import strip_for_glue
+from sam2_ros.backends.tensorrt_backend import (ShapeLimits, TensorRTBackend, memory_limits, profile_shapes,
+                                                tensorrt_unavailable)
+from sam2_ros.backends.torch_backend import TorchBackend
+from sam2_ros.export.parts import PART_SPECS
+from sam2_ros.model import build_sam2, get_config
+from sam2_ros.tracking import StreamingTracker
+
+torch.set_num_threads(2)
+NO_TRT = tensorrt_unavailable("cuda")
+needs_trt = pytest.mark.skipif(NO_TRT is not None, reason=f"TensorRT test skipped: {NO_TRT}")
+
+
+def test_profiles_cover_the_tracker_memory():
+    cfg = get_config(CONFIG)  # 1024: h = 64, C = 256, D = 64
+    limits = ShapeLimits(max_objects=8, max_points=16, max_cond_frames=8)
+    max_frames, opt_frames, max_ptrs, opt_ptrs = memory_limits(cfg, limits)
+    assert (max_frames, opt_frames) == (8 + 7 - 1, 7)  # prompted frames + the 6 previous frames
+    assert (max_ptrs, opt_ptrs) == ((8 + 16 - 1) * 4, 16 * 4)  # pointers split into C/D = 4 tokens
+    attend = profile_shapes(PART_SPECS["attend_memory"], cfg, limits)
+    hw = 64 * 64
+    assert attend["memory"] == ((1, hw, 64), (1, 7 * hw, 64), (8, 14 * hw, 64))
+    assert attend["obj_ptrs"] == ((1, 0, 64), (1, 64, 64), (8, 92, 64))
+    assert attend["curr"] == ((1, 256, 64, 64), (1, 256, 64, 64), (8, 256, 64, 64))
+    decode = profile_shapes(PART_SPECS["decode_multimask_mask"], cfg, limits)
+    assert decode["point_coords"] == ((1, 1, 2), (1, 2, 2), (8, 16, 2))
+    assert decode["mask_input"] == ((1, 1, 256, 256), (1, 1, 256, 256), (8, 1, 256, 256))
+    assert decode["feat_s0"][2] == (8, 32, 256, 256) and decode["feat_s1"][2] == (8, 64, 128, 128)
+    assert profile_shapes(PART_SPECS["encode_image"], cfg, limits) == {}  # static [1, 3, 1024, 1024]
+    memory = profile_shapes(PART_SPECS["encode_memory"], cfg, limits)
+    assert memory["high_res_masks"][2] == (8, 1, 1024, 1024) and memory["object_score_logits"][0] == (1, 1)
+    with pytest.raises(ValueError):
+        ShapeLimits(max_objects=0)
+    with pytest.raises(ValueError):
+        ShapeLimits(max_points=2, opt_points=4)
+
+
+def test_profile_shapes_are_accepted_by_the_exported_graphs():
+    """Every profile corner (min/opt/max) is a valid input shape: run each graph there in ONNX Runtime (256 px)."""
+    _, export_dir = tiny_export(256)
+    cfg = get_config(CONFIG, 256)
+    limits = ShapeLimits(max_objects=2, max_points=3, max_cond_frames=2)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    checked = 0
+    for name in ("decode_multimask_mask", "attend_memory", "encode_memory"):
+        spec = PART_SPECS[name]
+        session = ort.InferenceSession(str(export_dir / spec.filename), opts, providers=["CPUExecutionProvider"])
+        shapes = profile_shapes(spec, cfg, limits)
+        assert set(shapes) == set(spec.inputs)
+        for corner in range(3):
+            feed = {n: (np.zeros(s[corner], np.int32) if n == "point_labels" else
+                        np.random.default_rng(corner).standard_normal(s[corner]).astype(np.float32))
+                    for n, s in shapes.items()}
+            outputs = session.run(None, feed)
+            assert outputs[0].shape[0] == feed[spec.inputs[0]].shape[0]
+            checked += 1
+    print(f"{checked} profile corners run")
+
+
+def test_backend_refuses_without_tensorrt():
+    if NO_TRT is None:
+        pytest.skip("TensorRT is present")
+    glue = strip_for_glue(build_sam2(CONFIG, image_size=256))
+    with pytest.raises(RuntimeError, match="TensorRT backend unavailable"):
+        TensorRTBackend(scratch_dir("no_trt"), glue)
+
+
+@needs_trt
+@pytest.mark.parametrize("precision,mask_tol,feat_tol", [("fp32", 1e-2, 1e-3), ("fp16", 0.5, 5e-2)])
+def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol):
+    """Real TensorRT: tf32/fp16 kernels, so tolerances are looser than ONNX Runtime's exact-fp32 ones."""
+    _, export_dir = tiny_export(256)
+    model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256, device="cuda")
+    cache = scratch_dir("trt_cache")
+    trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", precision, cache,
+                             ShapeLimits(max_objects=4))
+    torch_be = TorchBackend(model)
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn(1, 3, 256, 256, generator=gen).cuda()
+    with torch.inference_mode():
+        got, ref = trt_be.encode_image(image), torch_be.encode_image(image)
+        err = max(max_rel(g, r) for g, r in zip(got, ref))
+        print(f"{precision} encode_image max rel {err:.1e}")
+        assert err <= feat_tol
+        s0, s1, embed, pos = ref
+        for b in (1, 3, 6):  # 6 > max_objects: chunked
+            e, f0, f1 = (t.expand(b, -1, -1, -1) for t in (embed, s0, s1))
+            out, exp = (be.decode(e, f0, f1, None, None, None, True) for be in (trt_be, torch_be))
+            err = max_abs(out.low_res_multimasks, exp.low_res_multimasks)
+            print(f"{precision} decode B={b} mask max abs {err:.1e}")
+            assert err <= mask_tol
+    # Second construction loads the cached engines.
+    again = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", precision, cache,
+                            ShapeLimits(max_objects=4))
+    assert again.describe()["precision"] == precision
+
+
+@needs_trt
+def test_tracker_on_tensorrt_fp32():
+    model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256, device="cuda")
+    _, export_dir = tiny_export(256)
+    trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", "fp32",
+                             scratch_dir("trt_cache"))
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (200, 300, 3)).astype(np.uint8) for _ in range(5)]
+    results = []
+    for be in (TorchBackend(model), trt_be):
+        tracker = StreamingTracker(be)
+        tracker.track(frames[0])
+        tracker.add_prompt(1, points=np.array([[90, 70]]), labels=np.array([1]))
+        results.append([tracker.track(f).mask_logits for f in frames[1:]])
+    err = max(float(np.abs(a - b).max()) for a, b in zip(*results))
+    print(f"tracker TensorRT fp32 vs torch: mask logits max abs {err:.1e}")
+    assert err <= 5e-2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: bench/gpu.py would run the full benchmark")
+def test_gpu_bench_without_gpu_says_so_and_exits_0():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "bench" / "gpu.py")], capture_output=True, text=True,
+                          timeout=120, cwd=root)
+    print(done.stdout.strip())
+    assert done.returncode == 0 and "no CUDA GPU" in done.stdout
