@@ -72,12 +72,12 @@ def build_engine(settings: Settings, log: Callable[[str], None]) -> Engine:
         from sam2_ros.model import build_sam2
 
         runner = build_sam2(settings.model_config, **model_args)
-        if settings.precision != "fp32":
+        if settings.precision not in ("auto", "fp32"):
             log(f"precision {settings.precision} needs a backend that supports it; running fp32")
 
     from sam2_ros.tracking import TrackerOptions
 
     tracker = StreamingTracker(runner, TrackerOptions(history=settings.prompt_history))
-    return Engine(tracker=tracker, backend=backend_name, device=device,
+    return Engine(tracker=tracker, backend=getattr(runner, "name", backend_name), device=device,
                   model=f"{settings.model_config}@{settings.image_size}", random_weights=checkpoint is None)
 

@@ -40,7 +40,8 @@ PARAMS: tuple[Param, ...] = (
     Param("image_size", 1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32),
     Param("backend", "torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt")),
     Param("device", "auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N"),
-    Param("precision", "fp32", "inference precision (fp16/bf16 need a GPU backend)", choices=("fp32", "fp16", "bf16")),
+    Param("precision", "auto", "inference precision; auto = fp16 for tensorrt, fp32 otherwise (fp16/bf16 need a GPU)",
+          choices=("auto", "fp32", "fp16", "bf16")),
     Param("cpu_threads", 0, "torch CPU threads; 0 = torch's default", 0, 256, 1),
     Param("max_objects", 16, "most objects tracked at once; a prompt for one more is refused", 1, 255, 1),
     Param("mask_threshold", 0.0, "mask logit above which a pixel belongs to the object", -32.0, 32.0, dynamic=True),
@@ -75,7 +76,7 @@ class Settings:
     image_size: int = 1024
     backend: str = "torch"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     cpu_threads: int = 0
     max_objects: int = 16
     mask_threshold: float = 0.0
