@@ -1,0 +1,156 @@
+"""Which memories a frame reads (SAM 2's selection rule), how they are batched, and how old state is dropped.
+
+For frame f an object reads (Meta's SAM2Base._prepare_memory_conditioned_features, forward tracking, stride 1):
+- spatial memories of all its prompted frames (slot 0) and of frames f-6 .. f-1 (slots 1 .. 6) where it has a
+  non-prompted output;
+- object pointers of its prompted frames at or before f (distance f - t) and of frames f-15 .. f-1 (distance d).
+So the prompted frames plus the last 15 tracked frames are all that is ever read. A late prompt on the oldest
+history frame k needs the same for k, so the bank keeps spatial memories back to k-6 and pointers back to k-15.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from sam2_ros.backends.base import InferenceBackend
+from sam2_ros.tracking.state import Memory, ObjectState
+
+
+@dataclass
+class Layout:
+    """One object's memory for one frame: spatial memories with their slots, pointers with their distances."""
+
+    maskmems: list[torch.Tensor]  # each [D, h, w] (bfloat16 as stored)
+    slots: list[int]  # t_pos per spatial memory: 0 prompted, num_maskmem - frames_ago otherwise
+    ptrs: list[torch.Tensor]  # each [C]
+    rel_t: list[int]  # frame distance per pointer
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Objects with equal keys have equal memory shapes and can share one memory-attention call."""
+        return len(self.maskmems), len(self.ptrs)
+
+
+def select_memory(obj: ObjectState, index: int, num_maskmem: int, max_ptrs: int, use_ptrs: bool,
+                  only_past_ptrs: bool, signed_rel: bool) -> Layout:
+    """The memories object `obj` reads when tracking (or correcting) frame `index`."""
+    layout = Layout([], [], [], [])
+    cond_frames = sorted(obj.cond)
+    for t in cond_frames:
+        layout.maskmems.append(obj.cond[t].maskmem)
+        layout.slots.append(0)
+    for slot in range(1, num_maskmem):
+        entry = obj.recent.get(index - (num_maskmem - slot))
+        if entry is not None:
+            if entry.maskmem is None:
+                raise RuntimeError(f"memory of frame {index - (num_maskmem - slot)} was dropped too early")
+            layout.maskmems.append(entry.maskmem)
+            layout.slots.append(slot)
+    if use_ptrs:
+        for t in cond_frames:
+            if only_past_ptrs and t > index:
+                continue
+            layout.ptrs.append(obj.cond[t].obj_ptr)
+            layout.rel_t.append(index - t if signed_rel else abs(index - t))
+        for distance in range(1, max_ptrs):
+            t = index - distance
+            if t < 0:
+                break
+            entry = obj.recent.get(t)
+            if entry is not None:
+                layout.ptrs.append(entry.obj_ptr)
+                layout.rel_t.append(distance)
+    return layout
+
+
+class MemoryAssembler:
+    """Builds attend_memory inputs for a batch of objects; position encodings of the slots are computed once."""
+
+    def __init__(self, backend: InferenceBackend, max_rel: int) -> None:
+        self.backend = backend
+        self.max_rel = max_rel
+        self._slot_pos: dict[int, torch.Tensor] = {}
+        self._maskmem_pos: torch.Tensor | None = None
+
+    def set_maskmem_pos(self, maskmem_pos: torch.Tensor) -> None:
+        """The memory encoder's spatial position encoding [1, D, h, w] (the same for every frame)."""
+        if self._maskmem_pos is None or self._maskmem_pos.shape != maskmem_pos.shape:
+            self._maskmem_pos = maskmem_pos[:1].clone()
+            self._slot_pos.clear()
+
+    @property
+    def ready(self) -> bool:
+        return self._maskmem_pos is not None
+
+    def _slot(self, slot: int) -> torch.Tensor:
+        if slot not in self._slot_pos:
+            self._slot_pos[slot] = self.backend.memory_pos(self._maskmem_pos, slot)[0]  # [hw, D]
+        return self._slot_pos[slot]
+
+    def assemble(self, layouts: Sequence[Layout]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layouts with one key -> (memory, memory_pos [B, Ms, D], ptr tokens, ptr pos [B, P*C/D, D]), float32."""
+        memory = torch.stack([torch.cat([m.flatten(1).transpose(0, 1) for m in lay.maskmems], dim=0)
+                              for lay in layouts]).float()  # stored bf16 -> float32, as Meta's torch.cat promotes
+        memory_pos = torch.stack([torch.cat([self._slot(s) for s in lay.slots], dim=0) for lay in layouts])
+        tokens, positions = [], []
+        for lay in layouts:
+            if not lay.ptrs:
+                continue
+            ptrs = torch.stack(lay.ptrs).unsqueeze(0)  # [1, P, C]
+            tok, pos = self.backend.pointer_tokens(ptrs, self.backend.pointer_pos(lay.rel_t, self.max_rel))
+            tokens.append(tok)
+            positions.append(pos)
+        if not tokens:
+            empty = memory.new_zeros(len(layouts), 0, memory.shape[-1])
+            return memory, memory_pos, empty, empty
+        return memory, memory_pos, torch.cat(tokens), torch.cat(positions)
+
+    def nbytes(self) -> int:
+        """Bytes of the cached position encodings."""
+        cached = list(self._slot_pos.values()) + ([self._maskmem_pos] if self._maskmem_pos is not None else [])
+        return sum(t.numel() * t.element_size() for t in cached)
+
+
+def enforce_cond_cap(obj: ObjectState, cap: int) -> None:
+    """Keep the first and the most recent cap-1 prompted frames; the others become ordinary past frames."""
+    if len(obj.cond) <= cap:
+        return
+    frames = sorted(obj.cond)
+    keep = {frames[0], *frames[len(frames) - (cap - 1):]}
+    for t in frames:
+        if t not in keep:
+            obj.recent[t] = obj.cond.pop(t)
+
+
+def trim(obj: ObjectState, oldest_history: int, num_maskmem: int, max_ptrs: int) -> None:
+    """Drop what no frame from `oldest_history` on can read: pointers older than oldest-15, spatial memories older
+    than oldest-6, masks and prompts of frames that left the history."""
+    ptr_horizon = oldest_history - (max_ptrs - 1)
+    mem_horizon = oldest_history - (num_maskmem - 1)
+    for t in [t for t in obj.recent if t < ptr_horizon]:
+        del obj.recent[t]
+    for t, entry in list(obj.recent.items()):
+        changes = {}
+        if t < mem_horizon and entry.maskmem is not None:
+            changes["maskmem"] = None
+        if t < oldest_history and entry.low_res is not None:
+            changes.update(low_res=None, iou=None)
+        if changes:
+            obj.recent[t] = replace(entry, **changes)
+    for t, entry in list(obj.cond.items()):
+        if t < oldest_history and entry.low_res is not None:
+            obj.cond[t] = replace(entry, low_res=None, iou=None)
+    for table in (obj.prompts, obj.points):
+        for t in [t for t in table if t < oldest_history]:
+            del table[t]
+
+
+def make_memory(obj_ptr: torch.Tensor, score: torch.Tensor, maskmem: torch.Tensor, low_res: torch.Tensor,
+                iou: torch.Tensor) -> Memory:
+    """One object's row of batched outputs, copied so the batch tensors can be freed; maskmem stored as bfloat16
+    (as Meta's video predictor stores it)."""
+    return Memory(obj_ptr=obj_ptr.detach().clone(), score=score.detach().float().clone(),
+                  maskmem=maskmem.detach().to(torch.bfloat16).clone(), low_res=low_res.detach().clone(),
+                  iou=iou.detach().float().clone())
