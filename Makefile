@@ -32,6 +32,9 @@ demo: setup
 bench: setup
 	$(PY) bench/model_cpu.py
 	$(PY) bench/tracker_cpu.py
+	$(PY) bench/onnx_cpu.py
+	$(PY) bench/node_overhead.py
+	$(PY) bench/gpu.py
 
 clean:
 	rm -rf build install log $(VENV)
