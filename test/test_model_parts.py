@@ -136,7 +136,8 @@ def test_attend_memory(pair):
     config, size, ref, ours, feats, pos, sizes, (_, _, embed, embed_pos) = pair
     cfg = ours.config
     b, c, d, h = 2, cfg.hidden_dim, cfg.mem_dim, cfg.feat_size
-    for frame_idx, cond, non_cond, num_frames in SCENARIOS:
+    # At 1024 one scenario (the glue is size-independent; the full sets run at 512): keeps CPU time in check.
+    for frame_idx, cond, non_cond, num_frames in (SCENARIOS[:1] if size >= 1024 else SCENARIOS):
         g = torch.Generator().manual_seed(frame_idx)
         out = {"cond_frame_outputs": {t: _memory_frame(g, b, d, h, c) for t in cond},
                "non_cond_frame_outputs": {t: _memory_frame(g, b, d, h, c) for t in non_cond}}
