@@ -3,6 +3,8 @@
 Parameter names follow Meta's checkpoints (`memory_attention.` prefix). Unlike Meta's version, spatial memories and
 object pointers arrive as separate inputs, so their token counts are tensor dimensions (exportable as dynamic axes)
 rather than an integer argument, and the rotary encoding uses real cos/sin tables instead of complex numbers.
+Everything that does not change from layer to layer (keys with their encodings, pointers appended to keys and
+values, rotary tables per key) is made once per call, before the layers.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import torch
 from torch import nn
 
 from .common import Attention
-from .rope import AxialRotary, apply_rotary
+from .rope import AxialRotary, rotate_pairs
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+# ReLU in place: it overwrites the fresh linear1 output instead of allocating another [B, HW, F] tensor.
+_ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "gelu": nn.GELU}
 
 
 @dataclass
@@ -37,31 +40,28 @@ class MemoryAttentionConfig:
 
 
 class RoPEAttention(Attention):
-    """Attention whose queries and (spatial) keys are rotated by the 2-D axial rotary encoding of their grid cell.
+    """Attention whose queries and keys are rotated by the 2-D axial rotary encoding of their grid cell.
 
-    Keys may span several frames of the query's grid (memories); extra keys passed separately (object pointers)
-    are appended after them without rotation.
+    Keys may span several frames of the query's grid (memories) followed by unrotated tokens (object pointers):
+    the caller passes key tables with one row per key (identity rows for the pointers), or grid tables that repeat.
     """
 
-    def __init__(self, embedding_dim: int, num_heads: int, dropout: float = 0.0, kv_in_dim: int | None = None,
-                 rope_theta: float = 10000.0) -> None:
+    def __init__(self, embedding_dim: int, num_heads: int, dropout: float = 0.0, kv_in_dim: int | None = None) -> None:
         super().__init__(embedding_dim, num_heads, downsample_rate=1, dropout=dropout, kv_in_dim=kv_in_dim)
-        self.rotary = AxialRotary(self.internal_dim // num_heads, rope_theta)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, feat_size: tuple[int, int],
-                extra_k: torch.Tensor | None = None, extra_v: torch.Tensor | None = None) -> torch.Tensor:
-        """q [B, h*w, C], k/v [B, r*h*w, Ckv] (r >= 0 grid frames), extra_k/extra_v [B, P, Ckv] -> [B, h*w, C]."""
-        if (extra_k is None) != (extra_v is None):
-            raise ValueError("extra_k and extra_v must be given together")
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_tables: tuple[torch.Tensor, torch.Tensor],
+                k_tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """q [B, h*w, C], k/v [B, Nk, Ckv]; q_tables (cos2, sin2) [h*w, c]; k_tables [Nk, c] or [h*w, c] when the
+        keys are r whole grids -> [B, h*w, C]."""
         # Own head split (required by the ONNX export): 0 memory or pointer tokens stay valid at run time.
-        q, k, v = self._split(self.q_proj(q)), self._split(self.k_proj(k)), self._split(self.v_proj(v))  # [B,heads,N,c]
-        cos, sin = self.rotary.tables(feat_size, q.device)  # [h*w, c/2]
-        q = apply_rotary(q, cos, sin)
-        k = apply_rotary(k, cos, sin)  # tables repeat over the r frames
-        if extra_k is not None:
-            k = torch.cat([k, self._split(self.k_proj(extra_k))], dim=2)  # [B, heads, r*h*w + P, c]
-            v = torch.cat([v, self._split(self.v_proj(extra_v))], dim=2)
-        return self.attend(q, k, v)
+        q = self._rotate(self._split(self.q_proj(q)), q_tables)  # [B, heads, h*w, c]
+        k = self._rotate(self._split(self.k_proj(k)), k_tables)  # [B, heads, Nk, c]
+        return self.attend(q, k, self._split(self.v_proj(v)))
+
+    @staticmethod
+    def _rotate(x: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Rotary in float32, in place on the fresh projection (the float() cast is a no-op for float32)."""
+        return rotate_pairs(x.float(), *tables, inplace=True).to(x.dtype)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         """[B, N, inner] -> [B, heads, N, c] with every size explicit: ONNX Reshape cannot infer a -1 when N = 0."""
@@ -75,9 +75,8 @@ class MemoryAttentionLayer(nn.Module):
     def __init__(self, config: MemoryAttentionConfig) -> None:
         super().__init__()
         c = config
-        self.self_attn = RoPEAttention(c.d_model, c.num_heads, dropout=c.dropout, rope_theta=c.rope_theta)
-        self.cross_attn_image = RoPEAttention(c.d_model, c.num_heads, dropout=c.dropout, kv_in_dim=c.kv_dim,
-                                              rope_theta=c.rope_theta)
+        self.self_attn = RoPEAttention(c.d_model, c.num_heads, dropout=c.dropout)
+        self.cross_attn_image = RoPEAttention(c.d_model, c.num_heads, dropout=c.dropout, kv_in_dim=c.kv_dim)
         self.linear1 = nn.Linear(c.d_model, c.dim_feedforward)
         self.linear2 = nn.Linear(c.dim_feedforward, c.d_model)
         self.norm1 = nn.LayerNorm(c.d_model)
@@ -90,23 +89,19 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout3 = nn.Dropout(c.dropout)
         self.pos_enc_at_attn = c.pos_enc_at_attn
         self.pos_enc_at_cross_attn_queries = c.pos_enc_at_cross_attn_queries
-        self.pos_enc_at_cross_attn_keys = c.pos_enc_at_cross_attn_keys
 
-    def forward(self, x: torch.Tensor, x_pos: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
-                obj_ptrs: torch.Tensor, obj_ptr_pos: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:
-        """x [B, HW, C] -> [B, HW, C]; shapes as in MemoryAttention.forward."""
+    def forward(self, x: torch.Tensor, x_pos: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                grid_tables: tuple[torch.Tensor, torch.Tensor],
+                key_tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """x [B, HW, C] -> [B, HW, C]; keys/values [B, Ms + P, D] (memories, then pointers); rotary tables of the
+        grid [HW, c] and of the keys [Ms + P, c] (the same for every layer)."""
         normed = self.norm1(x)
         qk = normed + x_pos if self.pos_enc_at_attn else normed
-        x = x + self.dropout1(self.self_attn(qk, qk, normed, feat_size))
+        x = x + self.dropout1(self.self_attn(qk, qk, normed, grid_tables, grid_tables))
 
         normed = self.norm2(x)
         query = normed + x_pos if self.pos_enc_at_cross_attn_queries else normed
-        if self.pos_enc_at_cross_attn_keys:
-            mem_keys, ptr_keys = memory + memory_pos, obj_ptrs + obj_ptr_pos
-        else:
-            mem_keys, ptr_keys = memory, obj_ptrs
-        attended = self.cross_attn_image(query, mem_keys, memory, feat_size, extra_k=ptr_keys, extra_v=obj_ptrs)
-        x = x + self.dropout2(attended)
+        x = x + self.dropout2(self.cross_attn_image(query, keys, values, grid_tables, key_tables))
 
         hidden = self.dropout(self.activation(self.linear1(self.norm3(x))))  # [B, HW, F]
         return x + self.dropout3(self.linear2(hidden))
@@ -123,6 +118,8 @@ class MemoryAttention(nn.Module):
         self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.d_model)
         self.pos_enc_at_input = config.pos_enc_at_input
+        self.pos_enc_at_cross_attn_keys = config.pos_enc_at_cross_attn_keys
+        self.rotary = AxialRotary(config.d_model // config.num_heads, config.rope_theta)  # no state-dict keys
 
     def forward(self, curr: torch.Tensor, curr_pos: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
                 obj_ptrs: torch.Tensor, obj_ptr_pos: torch.Tensor,
@@ -141,7 +138,16 @@ class MemoryAttention(nn.Module):
                 raise ValueError(f"curr has {curr.shape[1]} tokens, expected h*w = {h}*{w}")
             if memory.shape[1] % (h * w):
                 raise ValueError(f"memory has {memory.shape[1]} tokens, not a whole number of {h}x{w} frames")
+        # Made once for all layers: keys and values with the pointers appended (at the narrow width D, before
+        # projection), and rotary tables; the key tables leave the pointer rows unrotated.
+        if self.pos_enc_at_cross_attn_keys:
+            keys = torch.cat([memory + memory_pos, obj_ptrs + obj_ptr_pos], dim=1)  # [B, Ms + P, D]
+        else:
+            keys = torch.cat([memory, obj_ptrs], dim=1)
+        values = torch.cat([memory, obj_ptrs], dim=1)  # [B, Ms + P, D]
+        grid_tables = self.rotary.tables((h, w), curr.device)  # [HW, c] each
+        key_tables = self.rotary.key_tables((h, w), memory.shape[1] // (h * w), obj_ptrs.shape[1], curr.device)
         x = curr + 0.1 * curr_pos if self.pos_enc_at_input else curr
         for layer in self.layers:
-            x = layer(x, curr_pos, memory, memory_pos, obj_ptrs, obj_ptr_pos, (h, w))
+            x = layer(x, curr_pos, keys, values, grid_tables, key_tables)
         return self.norm(x)
