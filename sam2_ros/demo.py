@@ -23,7 +23,8 @@ import numpy as np
 from sam2_ros.synthetic import SyntheticScene, jaccard
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINT_NAMES = {"sam2.1_hiera_t": "sam2.1_hiera_tiny.pt", "sam2.1_hiera_s": "sam2.1_hiera_small.pt",
+# models/sam2_micro.pt ships with the repository (trained here, see models/MODEL_CARD.md); Meta's files can be added.
+CHECKPOINT_NAMES = {"sam2_micro": "sam2_micro.pt", "sam2.1_hiera_t": "sam2.1_hiera_tiny.pt", "sam2.1_hiera_s": "sam2.1_hiera_small.pt",
                     "sam2.1_hiera_b+": "sam2.1_hiera_base_plus.pt", "sam2.1_hiera_l": "sam2.1_hiera_large.pt"}
 
 
@@ -196,9 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=15.0, help="synthetic camera rate")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--model-config", default="sam2.1_hiera_t")
+    parser.add_argument("--model-config", default="sam2_micro",
+                        help="sam2_micro (shipped, trained here) or a Meta config with its checkpoint in models/")
     parser.add_argument("--image-size", type=int, default=None,
-                        help="model input size (default: 1024, SAM 2's own, on a GPU; 256 on CPU to stay quick)")
+                        help="model input size (default: 256 for sam2_micro and on CPU; 1024 for Meta's models on a GPU)")
     parser.add_argument("--checkpoint", default=None, help="Meta's .pt (default: models/<name>.pt if present)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-frames", type=int, default=200, help="most overlay PNGs written")
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     on_gpu = torch.cuda.is_available()
     if args.image_size is None:
-        args.image_size = 1024 if on_gpu else 256
+        args.image_size = 1024 if on_gpu and args.model_config != "sam2_micro" else 256
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("overlay_*.png"):

@@ -35,7 +35,7 @@ PARAMS: tuple[Param, ...] = (
     Param("autostart", True, "walk the lifecycle to active at start (configure + activate)"),
     Param("model_config", "sam2.1_hiera_t", "SAM 2 model config",
           choices=("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l",
-                   "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l")),
+                   "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l", "sam2_micro")),
     Param("checkpoint", "", "path to Meta's .pt checkpoint for model_config; empty = random weights (a loud warning)"),
     Param("image_size", 1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32),
     Param("backend", "torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt")),
