@@ -72,7 +72,7 @@ class Demo:
         import rclpy
         from geometry_msgs.msg import PointStamped
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         from sam2_ros.msg import ObjectMaskArray, Prompt
@@ -81,7 +81,9 @@ class Demo:
         rclpy.init(context=context, args=[])
         node = rclpy.create_node("sam2_demo", context=context)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.camera = node.create_publisher(Image, "/demo/camera/image", qos_profile_sensor_data)
+        # Reliable, and the node told so: best-effort 640x480 frames between processes lose most of their UDP
+        # fragments with Fast DDS's defaults here (measured: 6 of 139 frames delivered, vs 116 of 139 reliable).
+        self.camera = node.create_publisher(Image, "/demo/camera/image", reliable)
         self.click = node.create_publisher(PointStamped, "/sam2/click", reliable)
         self.prompt = node.create_publisher(Prompt, "/sam2/prompt", reliable)
         node.create_subscription(Image, "/sam2/overlay", self._on_overlay, reliable)
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])))
     node_args = [sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
                  "-r", "image:=/demo/camera/image", "-p", f"model_config:={args.model_config}",
-                 "-p", f"image_size:={args.image_size}", "-p", "prompt_history:=30",
+                 "-p", f"image_size:={args.image_size}", "-p", "prompt_history:=30", "-p", "image_reliability:=reliable",
                  # On a CPU shared with other work one torch thread is several times faster than two that spin
                  # against each other (measured: 0.5 s vs 5 s per frame at 256 px under load).
                  "-p", f"cpu_threads:={0 if on_gpu else 1}"]
