@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sam2_ros.model.checkpoint import weights_hash
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -30,13 +32,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "sam2_ros"
 
 
-def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
-    """sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file, streamed (the same digest the model uses for its weights)."""
+    return weights_hash(path)
 
 
 def cache_key(parts: Mapping[str, Any], length: int = 24) -> str:
