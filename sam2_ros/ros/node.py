@@ -30,7 +30,7 @@ from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros.diagnostics import NodeStats, build_status
 from sam2_ros.ros.params import PARAMS, Settings, validate
-from sam2_ros.ros.projection import ProjectionError, project_point, transform_point
+from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
 from sam2_ros.ros.prompts import PromptError, PromptSpec, check_prompt, from_click, from_prompt_msg, stamp_ns
 from sam2_ros.ros.worker import Frame, InferenceWorker
 from sam2_ros.srv import AddPrompt, RemoveObject
@@ -271,34 +271,13 @@ class Sam2Node(LifecycleNode):
         if info is None:
             self.get_logger().warning("~/clicked_point ignored: no camera_info received yet")
             return
-        xyz = [msg.point.x, msg.point.y, msg.point.z]
-        cam, src = info.header.frame_id, msg.header.frame_id
+        newest = self.worker.newest() if self.worker else None
         try:
-            if src and cam and src != cam:
-                xyz = self._to_camera_frame(xyz, src, cam)
-            u, v = project_point(xyz, info.k, info.d, info.distortion_model)
+            u, v = clicked_point_pixel(msg, info, self._tf_buffer, newest.rgb.shape[:2] if newest else None)
         except ProjectionError as err:
             self.get_logger().warning(f"~/clicked_point ignored: {err}")
             return
-        newest = self.worker.newest() if self.worker else None
-        if newest is not None and info.width and info.height:  # camera_info at another resolution (binning)
-            u *= newest.rgb.shape[1] / info.width
-            v *= newest.rgb.shape[0] / info.height
         self._submit_prompt(from_click(self.settings.click_object_id, u, v, True, 0, "~/clicked_point"))
-
-    def _to_camera_frame(self, xyz: list[float], src: str, cam: str) -> np.ndarray:
-        if self._tf_buffer is None:
-            raise ProjectionError(f"the point is in frame {src!r}, the camera in {cam!r}, and tf2 is not installed "
-                                  "(publish the point in the camera's optical frame)")
-        from rclpy.duration import Duration
-        from rclpy.time import Time
-
-        try:
-            t = self._tf_buffer.lookup_transform(cam, src, Time(), timeout=Duration(seconds=0.2)).transform
-        except Exception as err:
-            raise ProjectionError(f"no transform {src} -> {cam}: {err}") from err
-        return transform_point(xyz, [t.translation.x, t.translation.y, t.translation.z],
-                               [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w])
 
     # ---------------------------------------------------------------- inference thread
     def _track(self, frame: Frame) -> None:

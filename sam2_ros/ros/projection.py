@@ -1,4 +1,5 @@
-"""3-D point in a camera's optical frame -> pixel, with the pinhole model of sensor_msgs/CameraInfo (ROS-free math).
+"""3-D point in a camera's optical frame -> pixel, with the pinhole model of sensor_msgs/CameraInfo (ROS-free math,
+plus `clicked_point_pixel`, which applies it to a PointStamped + CameraInfo for the node).
 
 Optical frame convention (REP 103): x right, y down, z forward. RViz's Publish Point gives a 3-D point; the node
 projects it with K (and the plumb_bob / rational_polynomial distortion in D, since `image` is normally the raw image).
@@ -59,3 +60,29 @@ def transform_point(xyz: Sequence[float], translation: Sequence[float], quaterni
         [2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)],
         [2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)]])
     return rot @ np.asarray(xyz, dtype=np.float64) + np.asarray(translation, dtype=np.float64)
+
+
+def clicked_point_pixel(msg, info, tf_buffer=None, image_hw: tuple[int, int] | None = None) -> tuple[float, float]:
+    """A geometry_msgs/PointStamped (RViz's Publish Point) -> pixel (u, v) of the image that `info` (CameraInfo)
+    calibrates: into the camera's optical frame through tf2 when the frames differ, then projected; scaled when the
+    image has another resolution than the calibration (binning). Raises ProjectionError with the reason."""
+    xyz = [msg.point.x, msg.point.y, msg.point.z]
+    cam, src = info.header.frame_id, msg.header.frame_id
+    if src and cam and src != cam:
+        if tf_buffer is None:
+            raise ProjectionError(f"the point is in frame {src!r}, the camera in {cam!r}, and tf2 is not installed "
+                                  "(publish the point in the camera's optical frame)")
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            t = tf_buffer.lookup_transform(cam, src, Time(), timeout=Duration(seconds=0.2)).transform
+        except Exception as err:
+            raise ProjectionError(f"no transform {src} -> {cam}: {err}") from err
+        xyz = transform_point(xyz, [t.translation.x, t.translation.y, t.translation.z],
+                              [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w])
+    u, v = project_point(xyz, info.k, info.d, info.distortion_model)
+    if image_hw is not None and info.width and info.height:
+        u *= image_hw[1] / info.width
+        v *= image_hw[0] / info.height
+    return u, v
