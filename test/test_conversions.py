@@ -190,3 +190,43 @@ def test_mask_box():
     assert conv.mask_box(mask) == (0, 0, 0, 0)
     mask[2, 1] = mask[4, 3] = True
     assert conv.mask_box(mask) == (1, 2, 3, 3)
+
+
+def _compressed(data: bytes, fmt: str):
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage(format=fmt, data=data)
+    return deserialize_message(serialize_message(msg), CompressedImage)
+
+
+def _encode(arr: np.ndarray, fmt: str, **kwargs) -> bytes:
+    import io
+
+    from PIL import Image as PilImage
+
+    out = io.BytesIO()
+    PilImage.fromarray(arr).save(out, format=fmt, **kwargs)
+    return out.getvalue()
+
+
+def test_compressed_png_jpeg_and_16_bit():
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    assert np.array_equal(conv.compressed_to_rgb(_compressed(_encode(rgb, "PNG"), "rgb8; png compressed bgr8")), rgb)
+    flat = np.full((16, 16, 3), (200, 40, 90), np.uint8)
+    jpeg = conv.compressed_to_rgb(_compressed(_encode(flat, "JPEG", quality=95), "jpeg"))
+    assert jpeg.shape == (16, 16, 3) and np.abs(jpeg.astype(int) - flat).max() <= 6
+    depth = np.arange(6 * 8, dtype=np.uint16).reshape(6, 8) * 1000  # 16-bit grey PNG
+    grey = conv.compressed_to_rgb(_compressed(_encode(depth, "PNG"), "16UC1; png"))
+    assert grey.shape == (6, 8, 3) and grey[0, 0, 0] == 0 and grey[-1, -1, 0] == 255
+    assert np.array_equal(grey[..., 0], conv.scale_to_uint8(depth))
+
+
+@pytest.mark.parametrize("case", ["empty", "garbage", "truncated", "gif", "too_large"])
+def test_bad_compressed_images_are_refused(case):
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    data = {"empty": b"", "garbage": b"\x89PNG not really" * 10, "truncated": _encode(rgb + 7, "PNG")[:60],
+            "gif": _encode(rgb, "GIF"), "too_large": _encode(rgb, "PNG")}[case]
+    with pytest.raises(conv.ImageError) as err:
+        conv.compressed_to_rgb(_compressed(data, "png"), max_pixels=100 if case == "too_large" else 10**7)
+    print(case, "->", err.value)

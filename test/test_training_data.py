@@ -68,3 +68,26 @@ def test_corrective_clicks_fix_the_error_side():
     assert label[:, 0].tolist() == [1, 0, -1]
     assert 4 <= xy[0, 0, 0] < 8 and 4 <= xy[0, 0, 1] < 12
     assert xy[1, 0, 1] < 2
+
+
+def test_speed_scales_motion_and_keeps_the_first_frame():
+    slow = make_clip(np.random.default_rng(11), num_frames=4, size=64, occluder=False, noise=False)
+    fast = make_clip(np.random.default_rng(11), num_frames=4, size=64, occluder=False, noise=False, speed=3.0)
+    assert np.array_equal(slow.frames[0], fast.frames[0]) and np.array_equal(slow.masks[0], fast.masks[0])
+    moved_slow = (slow.masks[3] != slow.masks[0]).sum()
+    moved_fast = (fast.masks[3] != fast.masks[0]).sum()
+    print("pixels changed by frame 3: speed 1", moved_slow, "speed 3", moved_fast)
+    assert moved_fast > moved_slow
+
+
+def test_occluded_clips_always_train_the_occluded_object():
+    from sam2_ros.training.batches import synthetic_batch
+
+    batch = synthetic_batch(np.random.default_rng(3), clips=8, frames=8, objects=3, size=64, occluder_fraction=1.0)
+    area = batch.targets[:, :, 0].reshape(8, 8, -1).sum(-1).astype(float)  # [clips, frames] target 0
+    hidden = area[:, 2:6].min(1) / area[:, 0]
+    print("least visible share of target 0 mid-clip, per clip", np.round(hidden, 2).tolist())
+    assert np.median(hidden) < 0.5  # target 0 is the object the crossing one hides
+    free = synthetic_batch(np.random.default_rng(3), clips=8, frames=8, objects=3, size=64, occluder_fraction=0.0)
+    free_area = free.targets[:, :, 0].reshape(8, 8, -1).sum(-1).astype(float)
+    assert np.median(free_area[:, 2:6].min(1) / free_area[:, 0]) > np.median(hidden)

@@ -8,7 +8,7 @@ from PIL import Image
 from sam2_ros.model.build import build_sam2
 from sam2_ros.training.__main__ import main as cli
 from sam2_ros.training.batches import synthetic_batch
-from sam2_ros.training.trainer import TrainConfig, Trainer, export_meta
+from sam2_ros.training.trainer import TrainConfig, Trainer, export_meta, lr_at
 from sam2_ros.training.unroll import unroll
 
 SIZE = 128  # the micro model at a smaller input keeps these tests fast
@@ -112,3 +112,12 @@ def test_finetune_decoder_on_a_folder_lowers_the_loss(tmp_path):
     loaded = build_sam2("sam2_micro", checkpoint=out)  # strict: Meta's format, every key
     assert set(torch.load(out, weights_only=True)) == {"model"}
     assert sum(p.numel() for p in loaded.parameters()) > 0
+
+
+def test_warm_restart_schedule():
+    cfg = TrainConfig(lr=1e-3, warmup=100, steps=1100, restart=0, min_lr_ratio=0.05)
+    again = TrainConfig(lr=1e-3, warmup=100, steps=2100, restart=1000, min_lr_ratio=0.05)
+    for step in (0, 50, 99, 100, 600, 1099, 1100):
+        assert lr_at(step, cfg) == pytest.approx(lr_at(step + 1000, again))  # the same schedule, shifted
+    assert lr_at(100, cfg) == pytest.approx(1e-3) and lr_at(1100, cfg) == pytest.approx(5e-5)
+    assert lr_at(999, again) == pytest.approx(1e-5)  # before the restart: the first warm-up step's rate

@@ -5,6 +5,7 @@ strided view); writing uses `bytes` (`arr.tobytes()`), which rclpy takes ~500x f
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,35 @@ def image_to_rgb(msg) -> np.ndarray:
     if order == (0, 1, 2):
         return arr[:, :, :3]
     return arr[:, :, 2::-1]  # BGR(A) -> RGB as a negative-stride view
+
+
+COMPRESSED_FORMATS = ("PNG", "JPEG")  # the only decoders run on topic data (image_transport's "compressed")
+MAX_COMPRESSED_PIXELS = 40_000_000  # refused before decoding: a tiny PNG can claim a huge canvas
+
+
+def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarray:
+    """CompressedImage (JPEG or PNG, 8- or 16-bit) -> [H, W, 3] uint8 RGB; the header is checked before decoding."""
+    try:
+        from PIL import Image as PilImage
+    except ImportError as err:  # optional: only image/compressed needs it
+        raise ImageError("image/compressed needs Pillow (pip install pillow)") from err
+    data = bytes(msg.data)
+    if not data:
+        raise ImageError(f"empty compressed image (format {msg.format!r})")
+    try:
+        image = PilImage.open(io.BytesIO(data), formats=COMPRESSED_FORMATS)
+    except Exception as err:
+        raise ImageError(f"not a PNG or JPEG image (format {msg.format!r})") from None
+    width, height = image.size
+    if width * height > max_pixels or width == 0 or height == 0:
+        raise ImageError(f"compressed image of {width}x{height} refused (limit {max_pixels} pixels)")
+    try:
+        if image.mode.startswith("I"):  # 16/32-bit grey (PNG): min-max scaled like mono16
+            grey = scale_to_uint8(np.asarray(image))
+            return np.broadcast_to(grey[:, :, None], (height, width, 3))
+        return np.asarray(image.convert("RGB"))
+    except Exception as err:
+        raise ImageError(f"corrupt {image.format} data: {err}") from None
 
 
 def scale_to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ class TrainConfig:
     lr: float = 5e-4
     min_lr_ratio: float = 0.05
     warmup: int = 200
+    restart: int = 0  # step where the schedule (warm-up + cosine to `steps`) starts over: a warm restart
     weight_decay: float = 0.05
     clip_grad: float = 1.0
     seed: int = 0
@@ -43,6 +44,8 @@ class TrainConfig:
     clip_frames: int = 5
     objects: int = 3  # prompted objects per image / clip (the decoder is cheap; the encoder runs once)
     clip_fraction: float = 0.5  # share of steps that are clip batches
+    occluder_fraction: float = -1.0  # share of clips where a crossing object hides a target (<0: the generator's 30 %)
+    max_speed: float = 1.0  # clip motion sped up by a factor in [1, max_speed] (whole occlusions fit short clips)
     correct_fraction: float = 0.3  # share of steps with a corrective click on the prompted frame
     box_fraction: float = 0.3
     multi_click_fraction: float = 0.15
@@ -64,10 +67,11 @@ class TrainState:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio at cfg.steps."""
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * min_lr_ratio at cfg.steps (both from cfg.restart)."""
+    step -= cfg.restart
     if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        return cfg.lr * (max(step, 0) + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.restart - cfg.warmup))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -131,7 +135,9 @@ class Trainer:
         if self.folder is not None:
             return self.folder.batch(rng, self.cfg.image_batch)
         if plan["clip"]:
-            return synthetic_batch(rng, self.cfg.clip_batch, self.cfg.clip_frames, self.cfg.objects, self.size)
+            occluders = self.cfg.occluder_fraction if self.cfg.occluder_fraction >= 0 else None
+            return synthetic_batch(rng, self.cfg.clip_batch, self.cfg.clip_frames, self.cfg.objects, self.size,
+                                   occluders, self.cfg.max_speed)
         return synthetic_batch(rng, self.cfg.image_batch, 1, self.cfg.objects, self.size)
 
     @torch.no_grad()
