@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--clips", type=int, default=16)
     ev.add_argument("--frames", type=int, default=31)
     ev.add_argument("--prompt", choices=("click", "box"), default="click")
+    ev.add_argument("--seed", type=int, default=None,
+                    help="first clip's seed (default: the test clips, 1000000; validation clips start at 1500000)")
     ex = sub.add_parser("export", help="write a run's weights in Meta's format")
     ex.add_argument("run", help="a run's last.pt")
     ex.add_argument("path")
@@ -69,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(1)  # one thread: several are far slower when other processes share the cores
         model = build_sam2(args.config, args.checkpoint)
-        print(measure(model, args.clips, args.frames, prompt=args.prompt).line())
+        from sam2_ros.training.evaluate import EVAL_SEED_BASE
+
+        seed = EVAL_SEED_BASE if args.seed is None else args.seed
+        print(measure(model, args.clips, args.frames, seed=seed, prompt=args.prompt).line())
         return 0
     saved = torch.load(args.run, map_location="cpu", weights_only=False)
     torch.save({"model": saved["model"]}, args.path)

@@ -11,7 +11,8 @@ import torch
 from sam2_ros.model.sam2 import Sam2Model
 from sam2_ros.training.data import inner_point, make_eval_clip
 
-EVAL_SEED_BASE = 1_000_000  # evaluation clips use seeds from here on; training never does
+EVAL_SEED_BASE = 1_000_000  # test clips (the quality test) use seeds from here on; training never does
+VALIDATION_SEED_BASE = 1_500_000  # clips that pick a run's best weights: never the test clips
 
 
 def jaccard(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from sam2_ros.model.build import build_sam2
+from sam2_ros.model.config import get_config
 from sam2_ros.model.sam2 import Sam2Model
 from sam2_ros.training.batches import Batch, FolderSource, prefetch, synthetic_batch
 from sam2_ros.training.losses import LossWeights
@@ -99,7 +100,10 @@ class Trainer:
             cfg = TrainConfig(**merged)
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
-        self.model = build_sam2(cfg.config, None if saved else cfg.checkpoint, cfg.image_size).train()
+        if saved is None and cfg.checkpoint is not None:
+            self.model = build_sam2(cfg.config, cfg.checkpoint, cfg.image_size).train()
+        else:  # random initial weights, or the run's own (loaded below): no "random weights" warning
+            self.model = Sam2Model(get_config(cfg.config, cfg.image_size)).train()
         self.size = self.model.config.image_size
         params = [p for n, p in self.model.named_parameters()
                   if cfg.trainable == "all" or n.startswith(DECODER_PREFIXES)]
@@ -213,9 +217,9 @@ class Trainer:
         """Write <out>/last.pt (resumable), and at a new best held-out score also <out>/best.pt (Meta's format)."""
         self.out.mkdir(parents=True, exist_ok=True)
         if self.cfg.eval_clips and self.folder is None:
-            from sam2_ros.training.evaluate import measure
+            from sam2_ros.training.evaluate import VALIDATION_SEED_BASE, measure
 
-            quality = measure(self.model, clips=self.cfg.eval_clips, frames=16)
+            quality = measure(self.model, clips=self.cfg.eval_clips, frames=16, seed=VALIDATION_SEED_BASE)
             self.model.train()
             score = (quality.j_prompted + quality.j_tracked) / 2
             self.state.history.append({"step": self.state.step, "eval": quality.line()})
