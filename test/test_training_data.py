@@ -91,3 +91,15 @@ def test_occluded_clips_always_train_the_occluded_object():
     free = synthetic_batch(np.random.default_rng(3), clips=8, frames=8, objects=3, size=64, occluder_fraction=0.0)
     free_area = free.targets[:, :, 0].reshape(8, 8, -1).sum(-1).astype(float)
     assert np.median(free_area[:, 2:6].min(1) / free_area[:, 0]) > np.median(hidden)
+
+
+def test_scene_batches_come_from_the_demo_camera():
+    from sam2_ros.training.batches import MIN_AREA, scene_batch
+
+    a = scene_batch(np.random.default_rng(8), clips=2, frames=4, objects=3, size=64)
+    b = scene_batch(np.random.default_rng(8), clips=2, frames=4, objects=3, size=64)
+    assert a.images.shape == (2, 4, 64, 64, 3) and a.targets.shape == (2, 4, 3, 64, 64)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.targets, b.targets)
+    assert (a.targets[:, 0].reshape(2, 3, -1).mean(-1) >= MIN_AREA).all()  # every target visible when prompted
+    assert a.targets.sum(axis=2).max() <= 1  # visible masks are disjoint
+    assert not np.array_equal(a.images[:, 0], a.images[:, -1])  # the shapes move

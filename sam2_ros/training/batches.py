@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sam2_ros.model.sam2 import IMAGE_MEAN, IMAGE_STD
+from sam2_ros.synthetic import SyntheticScene
 from sam2_ros.training.data import make_clip
 
 MIN_AREA = 0.003  # a target must cover at least this fraction of the prompted frame
@@ -57,6 +58,29 @@ def synthetic_batch(rng: np.random.Generator, clips: int, frames: int, objects: 
             pick = rng.choice(ok, objects, replace=False)
         images.append(clip.frames)
         targets.append(clip.masks[:, pick])
+    return Batch(np.stack(images), np.stack(targets))
+
+
+def scene_batch(rng: np.random.Generator, clips: int, frames: int, objects: int, size: int) -> Batch:
+    """Clips from the demo's camera (`SyntheticScene`: large striped shapes on Lissajous paths that overlap), rendered
+    4:3 and squeezed to the square input as the node does with a 640x480 camera; frame stride 1-3 (the node skips
+    frames when the camera is faster than the model). Scene seeds >= 1000 (the demo's are small)."""
+    images, targets = [], []
+    width = size * 4 // 3
+    columns = np.linspace(0, width - 1, size).round().astype(np.int64)  # nearest-neighbour squeeze to size x size
+    while len(images) < clips:
+        scene = SyntheticScene(size, width, num_objects=int(rng.integers(max(3, objects), 6)),
+                               seed=int(rng.integers(1000, 2**31)))
+        start, stride = int(rng.integers(0, 10_000)), int(rng.integers(1, 4))
+        shots = [scene.frame(start + stride * t) for t in range(frames)]
+        masks = np.stack([f.masks[:, :, columns] for f in shots])  # [T, K, S, S]
+        area = masks[0].reshape(masks.shape[1], -1).mean(1)
+        ok = np.flatnonzero(area >= MIN_AREA)
+        if ok.size < objects:
+            continue
+        pick = rng.choice(ok, objects, replace=False)
+        images.append(np.stack([f.rgb[:, columns] for f in shots]))
+        targets.append(masks[:, pick])
     return Batch(np.stack(images), np.stack(targets))
 
 

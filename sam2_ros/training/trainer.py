@@ -16,7 +16,7 @@ import torch
 from sam2_ros.model.build import build_sam2
 from sam2_ros.model.config import get_config
 from sam2_ros.model.sam2 import Sam2Model
-from sam2_ros.training.batches import Batch, FolderSource, prefetch, synthetic_batch
+from sam2_ros.training.batches import Batch, FolderSource, prefetch, scene_batch, synthetic_batch
 from sam2_ros.training.losses import LossWeights
 from sam2_ros.training.unroll import unroll
 
@@ -47,6 +47,7 @@ class TrainConfig:
     clip_fraction: float = 0.5  # share of steps that are clip batches
     occluder_fraction: float = -1.0  # share of clips where a crossing object hides a target (<0: the generator's 30 %)
     max_speed: float = 1.0  # clip motion sped up by a factor in [1, max_speed] (whole occlusions fit short clips)
+    scene_fraction: float = 0.0  # share of clip batches from the demo's camera (sam2_ros.synthetic) instead
     correct_fraction: float = 0.3  # share of steps with a corrective click on the prompted frame
     box_fraction: float = 0.3
     multi_click_fraction: float = 0.15
@@ -130,7 +131,9 @@ class Trainer:
         kind, clicks = ("box", 2) if u < self.cfg.box_fraction else (
             ("click", r.randint(2, 3)) if u < self.cfg.box_fraction + self.cfg.multi_click_fraction else ("click", 1))
         clip = self.folder is None and r.random() < self.cfg.clip_fraction
-        return dict(clip=clip, kind=kind, clicks=clicks, correct=r.random() < self.cfg.correct_fraction)
+        correct = r.random() < self.cfg.correct_fraction
+        scene = clip and r.random() < self.cfg.scene_fraction  # drawn last: earlier draws stay as they were
+        return dict(clip=clip, kind=kind, clicks=clicks, correct=correct, scene=scene)
 
     def make_batch(self, i: int) -> Batch:
         """Batch i of this run (rendered in the background thread)."""
@@ -138,6 +141,8 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.seed, i])
         if self.folder is not None:
             return self.folder.batch(rng, self.cfg.image_batch)
+        if plan["scene"]:
+            return scene_batch(rng, self.cfg.clip_batch, self.cfg.clip_frames, self.cfg.objects, self.size)
         if plan["clip"]:
             occluders = self.cfg.occluder_fraction if self.cfg.occluder_fraction >= 0 else None
             return synthetic_batch(rng, self.cfg.clip_batch, self.cfg.clip_frames, self.cfg.objects, self.size,
