@@ -138,7 +138,8 @@ def _meta_config(name: str, trunk: str, version: str) -> Sam2Config:
 
 
 def _micro_config() -> Sam2Config:
-    """Not a Meta model: SAM 2.1 structure at ~0.85 M parameters for fast tests and demos (random weights only)."""
+    """Not a Meta model: SAM 2.1 structure at ~0.85 M parameters for the demo and tests (weights trained here:
+    models/sam2_micro.pt, see its MODEL_CARD)."""
     c, d, size = 64, 32, 256
     trunk = hiera_preset("micro")
     encoder = ImageEncoderConfig(
