@@ -219,22 +219,19 @@ class Sam2Node(LifecycleNode):
 
     @_guarded
     def _on_image(self, msg: Image) -> None:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        try:
-            rgb = conv.image_to_rgb(msg)
-        except conv.ImageError as err:
-            self._warn(f"dropping image from {msg.header.frame_id or '?'}: {err}")
-            return
-        self.stats.convert_cpu.add((time.thread_time() - c0) * 1e3)
-        self._offer(msg.header, rgb, t0)
+        self._receive(msg, conv.image_to_rgb, "image")
 
     @_guarded
     def _on_compressed(self, msg: CompressedImage) -> None:
+        self._receive(msg, conv.compressed_to_rgb, "compressed image")
+
+    def _receive(self, msg, to_rgb, what: str) -> None:
+        """Convert an input message to RGB (timed) and offer it to the worker; unreadable ones are logged, dropped."""
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
-            rgb = conv.compressed_to_rgb(msg)
+            rgb = to_rgb(msg)
         except conv.ImageError as err:
-            self._warn(f"dropping compressed image from {msg.header.frame_id or '?'}: {err}")
+            self._warn(f"dropping {what} from {msg.header.frame_id or '?'}: {err}")
             return
         self.stats.convert_cpu.add((time.thread_time() - c0) * 1e3)
         self._offer(msg.header, rgb, t0)

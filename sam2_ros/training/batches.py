@@ -34,6 +34,13 @@ class Batch:
         return (x - mean) / std, torch.from_numpy(self.targets).to(device)
 
 
+def visible_objects(masks: np.ndarray, min_area: float = MIN_AREA) -> np.ndarray:
+    """Indices of the objects in masks [K, H, W] that cover at least `min_area` of the frame (prompt-able)."""
+    if len(masks) == 0:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(masks.reshape(masks.shape[0], -1).mean(1) >= min_area)
+
+
 def synthetic_batch(rng: np.random.Generator, clips: int, frames: int, objects: int, size: int,
                     occluder_fraction: float | None = None, max_speed: float = 1.0) -> Batch:
     """`clips` random clips of `frames` frames, each with `objects` targets visible on its first frame.
@@ -48,8 +55,7 @@ def synthetic_batch(rng: np.random.Generator, clips: int, frames: int, objects: 
         speed = float(rng.uniform(1.0, max_speed)) if max_speed > 1.0 else 1.0
         clip = make_clip(rng, frames, size, num_objects=(max(2, objects), max(2, objects) + 3), occluder=occluded,
                          speed=speed)
-        area = clip.masks[0].reshape(clip.num_objects, -1).mean(1)
-        ok = np.flatnonzero(area >= MIN_AREA)
+        ok = visible_objects(clip.masks[0])
         if ok.size < objects:
             continue
         if occluded and frames > 1 and ok[0] == 0:
@@ -74,8 +80,7 @@ def scene_batch(rng: np.random.Generator, clips: int, frames: int, objects: int,
         start, stride = int(rng.integers(0, 10_000)), int(rng.integers(1, 4))
         shots = [scene.frame(start + stride * t) for t in range(frames)]
         masks = np.stack([f.masks[:, :, columns] for f in shots])  # [T, K, S, S]
-        area = masks[0].reshape(masks.shape[1], -1).mean(1)
-        ok = np.flatnonzero(area >= MIN_AREA)
+        ok = visible_objects(masks[0])
         if ok.size < objects:
             continue
         pick = rng.choice(ok, objects, replace=False)
@@ -125,8 +130,7 @@ class FolderSource:
             if len(images) == clips:
                 break
             rgb, masks = self.load(int(rng.integers(len(self.pairs))))
-            area = masks.reshape(masks.shape[0], -1).mean(1) if len(masks) else np.zeros(0)
-            ok = np.flatnonzero(area >= MIN_AREA / 10)
+            ok = visible_objects(masks, MIN_AREA / 10)
             if ok.size == 0:
                 continue
             images.append(rgb[None])

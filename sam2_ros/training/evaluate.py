@@ -9,16 +9,11 @@ import numpy as np
 import torch
 
 from sam2_ros.model.sam2 import Sam2Model
+from sam2_ros.synthetic import jaccard
 from sam2_ros.training.data import inner_point, make_eval_clip
 
 EVAL_SEED_BASE = 1_000_000  # test clips (the quality test) use seeds from here on; training never does
 VALIDATION_SEED_BASE = 1_500_000  # clips that pick a run's best weights: never the test clips
-
-
-def jaccard(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Region IoU of two bool masks; 1 when both are empty."""
-    union = np.count_nonzero(pred | truth)
-    return 1.0 if union == 0 else np.count_nonzero(pred & truth) / union
 
 
 def pearson(a: list[float], b: list[float]) -> float:
