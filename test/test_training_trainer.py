@@ -121,3 +121,17 @@ def test_warm_restart_schedule():
         assert lr_at(step, cfg) == pytest.approx(lr_at(step + 1000, again))  # the same schedule, shifted
     assert lr_at(100, cfg) == pytest.approx(1e-3) and lr_at(1100, cfg) == pytest.approx(5e-5)
     assert lr_at(999, again) == pytest.approx(1e-5)  # before the restart: the first warm-up step's rate
+
+
+@pytest.mark.parametrize("encoder_grad", [0, 1])
+def test_clip_batches_can_leave_the_image_encoder_to_image_batches(tmp_path, encoder_grad):
+    torch.manual_seed(0)
+    trainer = Trainer(_config(tmp_path, 1, clip_fraction=1.0, clip_encoder_grad=encoder_grad, warmup=1),
+                      resume=False, log=lambda *a, **k: None)
+    trunk = trainer.model.image_encoder.trunk.patch_embed.proj.weight
+    attention = next(trainer.model.memory_attention.parameters())
+    trunk_before, attention_before = trunk.clone(), attention.clone()
+    assert trainer._plan(0)["clip"]
+    trainer.train()
+    assert not torch.equal(attention, attention_before)  # the memory path trains either way
+    assert torch.equal(trunk, trunk_before) == (encoder_grad == 0)

@@ -48,6 +48,8 @@ class TrainConfig:
     occluder_fraction: float = -1.0  # share of clips where a crossing object hides a target (<0: the generator's 30 %)
     max_speed: float = 1.0  # clip motion sped up by a factor in [1, max_speed] (whole occlusions fit short clips)
     scene_fraction: float = 0.0  # share of clip batches from the demo's camera (sam2_ros.synthetic) instead
+    clip_encoder_grad: int = 1  # 0: clip batches train memory + decoder only (image batches still train the
+    #                             encoder); its backward is ~half of a long clip's step
     correct_fraction: float = 0.3  # share of steps with a corrective click on the prompted frame
     box_fraction: float = 0.3
     multi_click_fraction: float = 0.15
@@ -167,7 +169,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(i, self.cfg)
         out = unroll(self.model, images, targets, gen, plan["kind"], plan["clicks"], plan["correct"],
-                     LossWeights(), trainable_encoder=self.cfg.trainable == "all")
+                     LossWeights(), trainable_encoder=self.cfg.trainable == "all"
+                     and (not plan["clip"] or bool(self.cfg.clip_encoder_grad)))
         self.optimizer.zero_grad(set_to_none=True)
         out.total.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
