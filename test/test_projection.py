@@ -1,4 +1,5 @@
-"""~/clicked_point projection math: pinhole K, plumb_bob / rational distortion, rigid transforms (ROS-free)."""
+"""~/clicked_point projection math: pinhole K, plumb_bob / rational distortion, rigid transforms (ROS-free), and
+clicked_point_pixel on real PointStamped / CameraInfo / TransformStamped messages with a tf2-shaped buffer."""
 from __future__ import annotations
 
 import math
@@ -76,3 +77,59 @@ def test_transform_point():
     np.testing.assert_allclose(transform_point(p, [0, 0, 0], [0, 0, 2 * s, 2 * s]), [-2, 1, 3], atol=1e-12)
     with pytest.raises(ProjectionError):
         transform_point(p, [0, 0, 0], [0, 0, 0, 0])
+
+
+class _Buffer:
+    """What tf2_ros.Buffer answers (tf2 is not on PyPI): lookup_transform(target, source, time, timeout) -> a real
+    geometry_msgs/TransformStamped, or an exception when no transform is known."""
+
+    def __init__(self, transform=None):
+        self.transform, self.asked = transform, []
+
+    def lookup_transform(self, target, source, time, timeout=None):
+        self.asked.append((target, source))
+        if self.transform is None:
+            raise LookupError(f'"{target}" passed to lookupTransform argument target_frame does not exist')
+        return self.transform
+
+
+def _messages(point_frame: str):
+    from geometry_msgs.msg import PointStamped, TransformStamped
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo(width=640, height=480, k=K, distortion_model="plumb_bob", d=[0.0] * 5)
+    info.header.frame_id = "camera_optical"
+    point = PointStamped()
+    point.header.frame_id = point_frame
+    point.point.x, point.point.y, point.point.z = 2.0, -0.2, 0.1  # base_link: 2 m ahead, 0.2 m right, 0.1 m up
+    tf = TransformStamped()  # optical from body (REP 103, as in test_transform_point), camera 0.1 m off-axis
+    r = tf.transform.rotation
+    r.x, r.y, r.z, r.w = 0.5, -0.5, 0.5, 0.5
+    tf.transform.translation.x = 0.1
+    return info, point, tf
+
+
+def test_clicked_point_through_a_transform():
+    from sam2_ros.ros.projection import clicked_point_pixel
+
+    info, point, tf = _messages("base_link")
+    buffer = _Buffer(tf)
+    u, v = clicked_point_pixel(point, info, buffer)
+    assert buffer.asked == [("camera_optical", "base_link")]  # target = the camera, source = the point's frame
+    # optical point: rotated (0.2, -0.1, 2.0), then shifted to (0.3, -0.1, 2.0)
+    assert (u, v) == pytest.approx((320 + 500 * 0.15, 240 - 480 * 0.05))
+    # a 2x-binned image (320 x 240) halves the pixel
+    assert clicked_point_pixel(point, info, buffer, image_hw=(240, 320)) == pytest.approx((u / 2, v / 2))
+
+
+def test_clicked_point_frames_without_tf():
+    from sam2_ros.ros.projection import clicked_point_pixel
+
+    info, point, _ = _messages("base_link")
+    with pytest.raises(ProjectionError, match="tf2 is not installed"):
+        clicked_point_pixel(point, info, None)
+    with pytest.raises(ProjectionError, match="no transform base_link -> camera_optical"):
+        clicked_point_pixel(point, info, _Buffer(None))
+    info, point, _ = _messages("camera_optical")  # same frame: no lookup needed, the point is used as is
+    point.point.x, point.point.y, point.point.z = 0.2, -0.1, 2.0
+    assert clicked_point_pixel(point, info, None) == pytest.approx((370.0, 216.0))
