@@ -59,3 +59,18 @@ def test_bounded_over_2000_frames():
     growth = rss[FRAMES] - rss[300]
     print(f"RSS growth from frame 300 to {FRAMES}: {growth / 2**20:.2f} MiB")
     assert growth < 16 * 2**20
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 5])
+def test_memory_reach_is_the_oldest_frame_read(stride):
+    """The bank keeps spatial memories exactly as far back as Meta's selection rule reads, at every stride."""
+    from sam2_ros.tracking.memory_bank import memory_frame, memory_reach
+
+    num_maskmem = 7
+    reads = {f: [memory_frame(f, slot, num_maskmem, stride) for slot in range(1, num_maskmem)] for f in range(40, 60)}
+    assert all(len(set(r)) == num_maskmem - 1 and max(r) == f - 1 for f, r in reads.items())
+    if stride == 1:
+        assert reads[50] == list(range(44, 50))  # Meta's default: the last six frames
+    deepest = max(f - min(r) for f, r in reads.items())
+    print(f"stride {stride}: memories reach {deepest} frames back")
+    assert memory_reach(num_maskmem, stride) == deepest

@@ -53,7 +53,8 @@ def setup(tmp_path_factory):
     expected = meta_stream(reference, str(folder), FRAMES, events)
     model = build_sam2(CONFIG, checkpoint=checkpoint, image_size=SIZE)
     # Our model's encoder outputs are memoised so the later tests do not re-encode the same frames.
-    return {"frames": frames, "reference": reference, "events": events, "expected": expected, "memo": memo,
+    return {"frames": frames, "folder": folder, "reference": reference, "events": events, "expected": expected,
+            "memo": memo,
             "backend": CachedEncoder(TorchBackend(model))}
 
 
@@ -112,3 +113,22 @@ def test_unbatched_equals_batched(setup):
     diff = max(float(np.abs(a[2] - b[2]).max()) for a, b in zip(batched, single))
     print(f"batched vs one-at-a-time: max |dlogit| {diff:.2e}")
     assert diff <= 1e-4
+
+
+def test_exact_with_memory_stride(setup):
+    """Meta's memory_temporal_stride_for_eval (r = 2: the previous frame plus every 2nd frame before it, reaching
+    11 frames back) against our memory_stride; a 4-frame history makes the bank drop old memories meanwhile."""
+    reference = setup["reference"]
+    reference.memory_temporal_stride_for_eval = 2
+    try:
+        expected = meta_stream(reference, str(setup["folder"]), FRAMES, setup["events"])
+    finally:
+        reference.memory_temporal_stride_for_eval = 1
+    tracker = StreamingTracker(setup["backend"], TrackerOptions(history=4, memory_stride=2))
+    got = tracker_stream(tracker, setup["frames"], setup["events"])
+    compare(expected, got, "stride 2")
+    # not vacuous: the stride changes what late frames read, so results differ from stride 1
+    late = [i for i, record in enumerate(expected) if record[0] >= 10]
+    change = max(float(np.abs(expected[i][2] - setup["expected"][i][2]).max()) for i in late)
+    print(f"stride 2 vs stride 1: max |dlogit| {change:.3f} on frames >= 10")
+    assert change > 1e-2

@@ -77,7 +77,8 @@ def build_engine(settings: Settings, log: Callable[[str], None]) -> Engine:
 
     from sam2_ros.tracking import TrackerOptions
 
-    tracker = StreamingTracker(runner, TrackerOptions(history=settings.prompt_history))
+    tracker = StreamingTracker(runner, TrackerOptions(history=settings.prompt_history,
+                                                          memory_stride=settings.memory_stride))
     return Engine(tracker=tracker, backend=getattr(runner, "name", backend_name), device=device,
                   model=f"{settings.model_config}@{settings.image_size}", random_weights=checkpoint is None)
 

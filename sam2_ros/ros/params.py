@@ -48,6 +48,8 @@ PARAMS: tuple[Param, ...] = (
     Param("min_iou", 0.0, "objects whose predicted IoU is below this are published with an empty mask", 0.0, 1.0,
           dynamic=True),
     Param("prompt_history", 16, "recent frames kept so a prompt can name the frame it was drawn on", 1, 300, 1),
+    Param("memory_stride", 0, "SAM 2's memory_temporal_stride_for_eval: memories of the previous frame and of every "
+          "n-th frame before it (longer occlusions); 0 = the model config's (1)", 0, 30, 1),
     Param("image_reliability", "best_effort", "QoS reliability of the image subscription (sensor data = best_effort)",
           choices=("best_effort", "reliable")),
     Param("image_qos_depth", 1, "QoS history depth of the image subscription", 1, 100, 1),
@@ -82,6 +84,7 @@ class Settings:
     mask_threshold: float = 0.0
     min_iou: float = 0.0
     prompt_history: int = 16
+    memory_stride: int = 0
     image_reliability: str = "best_effort"
     image_qos_depth: int = 1
     output_qos_depth: int = 2

@@ -1,11 +1,13 @@
 """Which memories a frame reads (SAM 2's selection rule), how they are batched, and how old state is dropped.
 
-For frame f an object reads (Meta's SAM2Base._prepare_memory_conditioned_features, forward tracking, stride 1):
-- spatial memories of all its prompted frames (slot 0) and of frames f-6 .. f-1 (slots 1 .. 6) where it has a
-  non-prompted output;
+For frame f an object reads (Meta's SAM2Base._prepare_memory_conditioned_features, forward tracking):
+- spatial memories of all its prompted frames (slot 0) and, where it has a non-prompted output, of frame f-1
+  (slot 6) and of five frames r apart before it (slots 5 .. 1): g, g-r, .. g-4r with g = ((f-2) // r) * r, r being
+  memory_temporal_stride_for_eval (r = 1, Meta's default: frames f-6 .. f-1);
 - object pointers of its prompted frames at or before f (distance f - t) and of frames f-15 .. f-1 (distance d).
-So the prompted frames plus the last 15 tracked frames are all that is ever read. A late prompt on the oldest
-history frame k needs the same for k, so the bank keeps spatial memories back to k-6 and pointers back to k-15.
+So the prompted frames plus the last 15 tracked frames (5r + 1 for spatial memories) are all that is ever read. A
+late prompt on the oldest history frame k needs the same for k, so the bank keeps spatial memories back to
+k-(5r+1) and pointers back to k-15.
 """
 from __future__ import annotations
 
@@ -33,8 +35,21 @@ class Layout:
         return len(self.maskmems), len(self.ptrs)
 
 
+def memory_frame(index: int, slot: int, num_maskmem: int, stride: int = 1) -> int:
+    """The past frame whose spatial memory fills `slot` (1 .. num_maskmem-1) for frame `index` (Meta's rule)."""
+    frames_ago = num_maskmem - slot
+    if frames_ago == 1:
+        return index - 1  # the previous frame, whatever the stride
+    return ((index - 2) // stride) * stride - (frames_ago - 2) * stride
+
+
+def memory_reach(num_maskmem: int, stride: int = 1) -> int:
+    """How many frames back a frame's spatial memories can reach (6 for Meta's 7 slots at stride 1)."""
+    return max(1, (num_maskmem - 2) * stride + 1)  # ((f-2) // r) * r >= f-1-r
+
+
 def select_memory(obj: ObjectState, index: int, num_maskmem: int, max_ptrs: int, use_ptrs: bool,
-                  only_past_ptrs: bool, signed_rel: bool) -> Layout:
+                  only_past_ptrs: bool, signed_rel: bool, stride: int = 1) -> Layout:
     """The memories object `obj` reads when tracking (or correcting) frame `index`."""
     layout = Layout([], [], [], [])
     cond_frames = sorted(obj.cond)
@@ -42,10 +57,11 @@ def select_memory(obj: ObjectState, index: int, num_maskmem: int, max_ptrs: int,
         layout.maskmems.append(obj.cond[t].maskmem)
         layout.slots.append(0)
     for slot in range(1, num_maskmem):
-        entry = obj.recent.get(index - (num_maskmem - slot))
+        past = memory_frame(index, slot, num_maskmem, stride)
+        entry = obj.recent.get(past)
         if entry is not None:
             if entry.maskmem is None:
-                raise RuntimeError(f"memory of frame {index - (num_maskmem - slot)} was dropped too early")
+                raise RuntimeError(f"memory of frame {past} was dropped too early")
             layout.maskmems.append(entry.maskmem)
             layout.slots.append(slot)
     if use_ptrs:
@@ -124,11 +140,11 @@ def enforce_cond_cap(obj: ObjectState, cap: int) -> None:
             obj.recent[t] = obj.cond.pop(t)
 
 
-def trim(obj: ObjectState, oldest_history: int, num_maskmem: int, max_ptrs: int) -> None:
+def trim(obj: ObjectState, oldest_history: int, num_maskmem: int, max_ptrs: int, stride: int = 1) -> None:
     """Drop what no frame from `oldest_history` on can read: pointers older than oldest-15, spatial memories older
-    than oldest-6, masks and prompts of frames that left the history."""
+    than oldest-memory_reach (6 at stride 1), masks and prompts of frames that left the history."""
     ptr_horizon = oldest_history - (max_ptrs - 1)
-    mem_horizon = oldest_history - (num_maskmem - 1)
+    mem_horizon = oldest_history - memory_reach(num_maskmem, stride)
     for t in [t for t in obj.recent if t < ptr_horizon]:
         del obj.recent[t]
     for t, entry in list(obj.recent.items()):

@@ -38,17 +38,23 @@ class TrackerOptions:
       as long as no object has more prompted frames than this.
     batch_objects: run memory attention / decoder / memory encoder for all objects as one batch (objects whose
       memories have the same layout share a memory-attention call). False: one object at a time (for comparisons).
+    memory_stride: r, Meta's memory_temporal_stride_for_eval: besides the previous frame, the spatial memories come
+      from every r-th frame before it, so they span ~5r frames (a long occlusion leaves older, clean memories in
+      view). 0: the model config's (1 in Meta's configs).
     """
 
     history: int = 15
     max_cond_frames: int = 8
     batch_objects: bool = True
+    memory_stride: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.history, int) or self.history < 1:
             raise ValueError(f"history must be an int >= 1, got {self.history!r}")
         if not isinstance(self.max_cond_frames, int) or self.max_cond_frames < 2:
             raise ValueError(f"max_cond_frames must be an int >= 2, got {self.max_cond_frames!r}")
+        if not isinstance(self.memory_stride, int) or self.memory_stride < 0:
+            raise ValueError(f"memory_stride must be an int >= 0 (0: the model config's), got {self.memory_stride!r}")
 
 
 @dataclass(frozen=True)

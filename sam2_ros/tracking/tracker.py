@@ -38,8 +38,11 @@ class StreamingTracker:
         self.backend = model
         self.options = options or TrackerOptions()
         cfg = model.config
-        if cfg.memory_temporal_stride_for_eval != 1 or not cfg.directly_add_no_mem_embed:
-            raise ValueError("only memory_temporal_stride_for_eval=1 and directly_add_no_mem_embed=True are supported")
+        if not cfg.directly_add_no_mem_embed:
+            raise ValueError("only configs with directly_add_no_mem_embed=True are supported")
+        self._stride = self.options.memory_stride or cfg.memory_temporal_stride_for_eval
+        if not isinstance(self._stride, int) or self._stride < 1:
+            raise ValueError(f"memory_temporal_stride_for_eval must be an int >= 1, got {self._stride!r}")
         if not cfg.use_mask_input_as_output_without_sam:
             raise ValueError("only configs that take a mask prompt as the output are supported")
         self._max_ptrs = cfg.max_obj_ptrs_in_encoder  # a stream is longer than any pointer window
@@ -158,12 +161,13 @@ class StreamingTracker:
 
     def _trim(self, obj: ObjectState) -> None:
         cfg = self.backend.config
-        trim(obj, self._frames[0].index, cfg.num_maskmem, self._max_ptrs)
+        trim(obj, self._frames[0].index, cfg.num_maskmem, self._max_ptrs, self._stride)
 
     def _layout(self, obj: ObjectState, index: int) -> Layout:
         cfg = self.backend.config
         return select_memory(obj, index, cfg.num_maskmem, self._max_ptrs, cfg.use_obj_ptrs_in_encoder,
-                             cfg.only_obj_ptrs_in_the_past_for_eval, cfg.use_signed_tpos_enc_to_obj_ptrs)
+                             cfg.only_obj_ptrs_in_the_past_for_eval, cfg.use_signed_tpos_enc_to_obj_ptrs,
+                             self._stride)
 
     def _attend(self, frame: Frame, image_pos: torch.Tensor, layouts: list[Layout]) -> torch.Tensor:
         """Memory-conditioned features [B, C, h, w] for objects with memory, in the given order."""

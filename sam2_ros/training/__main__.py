@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--prompt", choices=("click", "box"), default="click")
     ev.add_argument("--seed", type=int, default=None,
                     help="first clip's seed (default: the test clips, 1000000; validation clips start at 1500000)")
+    ev.add_argument("--memory-stride", type=int, default=0, help="the tracker's memory stride (0: the config's)")
     ex = sub.add_parser("export", help="write a run's weights in Meta's format")
     ex.add_argument("run", help="a run's last.pt")
     ex.add_argument("path")
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         from sam2_ros.training.evaluate import EVAL_SEED_BASE
 
         seed = EVAL_SEED_BASE if args.seed is None else args.seed
-        print(measure(model, args.clips, args.frames, seed=seed, prompt=args.prompt).line())
+        print(measure(model, args.clips, args.frames, seed=seed, prompt=args.prompt,
+                      memory_stride=args.memory_stride).line())
         return 0
     saved = torch.load(args.run, map_location="cpu", weights_only=False)
     torch.save({"model": saved["model"]}, args.path)

@@ -42,15 +42,17 @@ class Quality:
 
 @torch.inference_mode()
 def measure(model: Sam2Model, clips: int = 8, frames: int = 31, seed: int = EVAL_SEED_BASE,
-            prompt: str = "click") -> Quality:
-    """Prompt object 0 on frame 0 (one click at its innermost pixel, or its exact box); track it `frames`-1 frames."""
+            prompt: str = "click", memory_stride: int = 0) -> Quality:
+    """Prompt object 0 on frame 0 (one click at its innermost pixel, or its exact box); track it `frames`-1 frames
+    (memory_stride: the tracker's, 0 = the config's)."""
+    from sam2_ros.tracking.state import TrackerOptions
     from sam2_ros.tracking.tracker import StreamingTracker
 
     model = model.eval()
     j0s, jts, jmid, pred_iou, true_iou, per_clip = [], [], [], [], [], []
     for c in range(clips):
         clip = make_eval_clip(seed + c, frames, model.config.image_size)
-        tracker = StreamingTracker(model)
+        tracker = StreamingTracker(model, TrackerOptions(memory_stride=memory_stride))
         tracker.track(clip.frames[0])
         truth = clip.masks[0, 0]
         if prompt == "box":
