@@ -54,8 +54,7 @@ def setup(tmp_path_factory):
     model = build_sam2(CONFIG, checkpoint=checkpoint, image_size=SIZE)
     # Our model's encoder outputs are memoised so the later tests do not re-encode the same frames.
     return {"frames": frames, "folder": folder, "reference": reference, "events": events, "expected": expected,
-            "memo": memo,
-            "backend": CachedEncoder(TorchBackend(model))}
+            "memo": memo, "backend": CachedEncoder(TorchBackend(model))}
 
 
 def compare(expected: list, got: list, label: str) -> tuple[float, float]:
