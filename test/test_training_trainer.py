@@ -67,6 +67,28 @@ def test_resume_continues_exactly(tmp_path):
     assert any("resumed" in str(line) for line in logs)
 
 
+class _Payload:
+    """Unpickling this would call print: safe loading must refuse it rather than run it."""
+
+    def __reduce__(self):
+        return (print, ("payload executed",))
+
+
+def test_resume_and_export_refuse_pickled_code(tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(_config(run, 1), resume=False, log=lambda line: None).train()
+    saved = torch.load(run / "last.pt", weights_only=True)  # a real resume file loads safely
+    assert set(saved) == {"model", "optimizer", "state", "train_config", "torch_rng"}
+    saved["extra"] = _Payload()
+    torch.save(saved, run / "last.pt")
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        Trainer(_config(run, 2), resume=True, log=lambda line: None)
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        cli(["export", str(run / "last.pt"), str(tmp_path / "out.pt")])
+    assert "payload executed" not in capsys.readouterr().out
+    assert not (tmp_path / "out.pt").exists()
+
+
 def _folder(root, count=4, side=80):
     """A user's folder: RGB images with one or two flat shapes, masks holding instance ids."""
     rng = np.random.default_rng(0)

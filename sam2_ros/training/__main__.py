@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(measure(model, args.clips, args.frames, seed=seed, prompt=args.prompt,
                       memory_stride=args.memory_stride).line())
         return 0
-    saved = torch.load(args.run, map_location="cpu", weights_only=False)
+    saved = torch.load(args.run, map_location="cpu", weights_only=True)
     torch.save({"model": saved["model"]}, args.path)
     print(f"exported {args.path}")
     return 0

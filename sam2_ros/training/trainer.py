@@ -94,7 +94,7 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         self.log = log or (lambda line: print(line, flush=True))
         last = self.out / "last.pt"
-        saved = torch.load(last, map_location="cpu", weights_only=False) if resume and last.exists() else None
+        saved = torch.load(last, map_location="cpu", weights_only=True) if resume and last.exists() else None
         if saved is not None:
             # The saved settings win, except these and the `overrides` (the CLI passes the options given explicitly;
             # image_size too: train small first, then at full size - the weights fit both).
