@@ -31,25 +31,25 @@ class SyntheticFrame:
         return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
     def inner_point(self, k: int) -> tuple[float, float] | None:
-        """A pixel (x, y) well inside object k: the visible pixel farthest from its mask's border (approx.)."""
-        mask = self.masks[k]
-        if not mask.any():
-            return None
-        # Erode until one more step would empty the mask; any remaining pixel near the centroid is deep inside.
-        core = mask
-        for _ in range(64):
-            nxt = core.copy()
-            nxt[1:, :] &= core[:-1, :]
-            nxt[:-1, :] &= core[1:, :]
-            nxt[:, 1:] &= core[:, :-1]
-            nxt[:, :-1] &= core[:, 1:]
-            if not nxt.any():
-                break
-            core = nxt
-        ys, xs = np.nonzero(core)
-        cy, cx = ys.mean(), xs.mean()
-        j = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
-        return float(xs[j]), float(ys[j])
+        """A pixel (x, y) deep inside object k's visible mask (see inner_point); None when it is hidden."""
+        return inner_point(self.masks[k]) if self.masks[k].any() else None
+
+
+def inner_point(mask: np.ndarray) -> tuple[float, float]:
+    """(x, y) of a mask pixel farthest from its border (city-block distance; outside the image is border), the most
+    central such pixel: where a person would click to pick the object."""
+    padded = np.pad(mask, 1)  # outside the image counts as border
+    h, w = padded.shape
+    dist = np.where(padded, h + w, 0)
+    for _ in range(2):  # forward/backward passes along one axis, then (transposed) the other: exact L1 distance
+        for y in range(1, dist.shape[0]):
+            dist[y] = np.minimum(dist[y], dist[y - 1] + 1)
+        for y in range(dist.shape[0] - 2, -1, -1):
+            dist[y] = np.minimum(dist[y], dist[y + 1] + 1)
+        dist = dist.T.copy()
+    ys, xs = np.nonzero(dist == dist.max())  # the deepest pixels; take the one nearest their centroid
+    j = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return float(xs[j] - 1), float(ys[j] - 1)
 
 
 class SyntheticScene:

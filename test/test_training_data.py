@@ -1,9 +1,12 @@
 """Synthetic clip generator and SAM 2-style prompt sampling: determinism, mask consistency, occlusion, prompts that
 land where they should."""
+from dataclasses import replace
+
 import numpy as np
 import torch
 
-from sam2_ros.training.data import inner_point, make_clip, make_eval_clip
+from sam2_ros.synthetic import SyntheticScene, inner_point
+from sam2_ros.training.data import make_clip, make_eval_clip
 from sam2_ros.training.prompts import corrective_click, initial_prompt, sample_box, sample_points
 
 
@@ -34,6 +37,21 @@ def test_inner_point_is_deep_inside():
     x, y = inner_point(mask)
     print("inner point", x, y)
     assert mask[int(y), int(x)] and 18 <= y <= 21 and 22 <= x <= 27
+    edge = np.zeros((40, 60), bool)
+    edge[:, :30] = True  # touches three image borders: they count as the object's border
+    x, y = inner_point(edge)
+    print("inner point of a mask at the border", x, y)
+    assert 13 <= x <= 16 and 18 <= y <= 21
+
+
+def test_synthetic_frames_click_with_the_same_helper():
+    frame = SyntheticScene(120, 160, num_objects=3, seed=4).frame(0)
+    for k in range(len(frame.object_ids)):
+        point = frame.inner_point(k)
+        assert point == inner_point(frame.masks[k])
+        assert frame.masks[k][int(point[1]), int(point[0])]
+    hidden = replace(frame, masks=np.zeros_like(frame.masks))
+    assert hidden.inner_point(0) is None
 
 
 def test_prompts_come_from_the_mask():

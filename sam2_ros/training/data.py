@@ -192,19 +192,3 @@ def make_eval_clip(seed: int, num_frames: int = 31, size: int = 256) -> Clip:
         # Keep clips where the target starts well visible and is back in view at the end.
         if area[0] >= 0.01 * size * size and area[-1] >= 0.005 * size * size and (area[1:] > 0).mean() > 0.7:
             return clip
-
-
-def inner_point(mask: np.ndarray) -> tuple[float, float]:
-    """(x, y) of a mask pixel farthest from its border (city-block distance), the most central such pixel."""
-    padded = np.pad(mask, 1)  # outside the image counts as border
-    h, w = padded.shape
-    dist = np.where(padded, h + w, 0)
-    for _ in range(2):  # forward/backward passes along one axis, then (transposed) the other: exact L1 distance
-        for y in range(1, dist.shape[0]):
-            dist[y] = np.minimum(dist[y], dist[y - 1] + 1)
-        for y in range(dist.shape[0] - 2, -1, -1):
-            dist[y] = np.minimum(dist[y], dist[y + 1] + 1)
-        dist = dist.T.copy()
-    ys, xs = np.nonzero(dist == dist.max())  # the deepest pixels; take the one nearest their centroid
-    j = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
-    return float(xs[j] - 1), float(ys[j] - 1)

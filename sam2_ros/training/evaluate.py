@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from sam2_ros.model.sam2 import Sam2Model
-from sam2_ros.synthetic import jaccard
-from sam2_ros.training.data import inner_point, make_eval_clip
+from sam2_ros.synthetic import inner_point, jaccard
+from sam2_ros.training.data import make_eval_clip
 
 EVAL_SEED_BASE = 1_000_000  # test clips (the quality test) use seeds from here on; training never does
 VALIDATION_SEED_BASE = 1_500_000  # clips that pick a run's best weights: never the test clips
