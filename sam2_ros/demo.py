@@ -1,8 +1,9 @@
 """`make demo` / `python -m sam2_ros.demo`: the sam2 node on a synthetic camera, prompted automatically, recorded.
 
 No camera, no download: the node runs as its own process (as in deployment); this process plays a synthetic camera
-(moving shapes on a texture, with ground truth), sends a click (object 1) and a box (object 2), records the overlay
-frames as PNGs and scores the masks against the ground truth (J = IoU). It writes a one-line summary and exits.
+(moving shapes on a texture, with ground truth), clicks the most visible shape (object 1) and boxes the next most
+visible one (object 2), as an operator would, records the overlay frames as PNGs and scores the masks against the
+ground truth (J = IoU). It writes a one-line summary and exits.
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class Demo:
         self.outputs: list[tuple[int, float]] = []        # (stamp, arrival)
         self.scores: dict[int, list[float]] = {1: [], 2: []}
         self.prompt_stamp: int | None = None
+        self.targets: dict[int, int] = {}  # object id -> index of the scene shape it was prompted on
         self.saved = 0
         self.first_output = threading.Event()
 
@@ -110,20 +112,24 @@ class Demo:
         while True:
             now = time.monotonic()
             if prompted_at is None and self.first_output.is_set():
-                # Prompt on the newest frame the node has answered: a click on object 1, a box around object 2.
+                # Prompt on the newest frame the node has answered: a click on the most visible shape (object 1),
+                # a box around the next most visible one (object 2). A shape hidden behind others is left alone.
                 with self.lock:
                     stamp = self.outputs[-1][0]
                     frame = self.scene.frame(self.sent[stamp][0])
-                x, y = frame.inner_point(0)
+                clicked, boxed = (int(k) for k in np.argsort(-frame.masks.reshape(len(frame.masks), -1).sum(1),
+                                                             kind="stable")[:2])
+                self.targets = {1: clicked, 2: boxed}
+                x, y = frame.inner_point(clicked)
                 click = PointStamped(point=Point(x=x, y=y))
                 click.header.stamp.sec, click.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
                 self.click.publish(click)
-                box = Prompt(object_id=2, has_box=True, box=[float(v) for v in frame.box(1)])
+                box = Prompt(object_id=2, has_box=True, box=[float(v) for v in frame.box(boxed)])
                 box.header.stamp = click.header.stamp
                 self.prompt.publish(box)
                 self.prompt_stamp, prompted_at = stamp, now
-                print(f"prompted frame {self.sent[stamp][0]}: click ({x:.0f}, {y:.0f}) on object 1, "
-                      f"box {frame.box(1)} on object 2", flush=True)
+                print(f"prompted frame {self.sent[stamp][0]}: click ({x:.0f}, {y:.0f}) on shape {clicked} (object 1), "
+                      f"box {frame.box(boxed)} on shape {boxed} (object 2)", flush=True)
             if prompted_at is None and (now > deadline or self.node_proc.poll() is not None):
                 print(f"the node produced no output ({'it exited' if self.node_proc.poll() is not None else 'timeout'})"
                       f"; see {self.out / 'node.log'}", flush=True)
@@ -157,7 +163,7 @@ class Demo:
         found = {o.object_id: image_to_array(o.mask)[:, :, 0] > 0 for o in msg.objects}
         for object_id in self.scores:
             if object_id in found:
-                self.scores[object_id].append(jaccard(found[object_id], truth[object_id - 1]))
+                self.scores[object_id].append(jaccard(found[object_id], truth[self.targets[object_id]]))
 
     def _on_overlay(self, msg) -> None:
         from sam2_ros.ros.conversions import image_to_array
