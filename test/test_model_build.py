@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures.checkpoint import PickledCall
 from oracle import build_reference, save_meta_checkpoint
 from sam2_ros.model import CONFIGS, Sam2Model, build_sam2, get_config, load_checkpoint, postprocess_masks, preprocess
 from sam2_ros.model.checkpoint import check_state_dict, weights_hash
@@ -73,14 +74,10 @@ def test_strict_loading_names_the_bad_key(micro_ckpt, tmp_path):
         assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
 
 
-class _Payload:
-    """A custom object: unpickling it would run project-foreign code, so safe loading must refuse the file."""
-
-
 def test_checkpoint_with_pickled_object_is_refused(micro_ckpt, tmp_path):
     model, _ = micro_ckpt
     path = tmp_path / "object.pt"
-    torch.save({"model": model.state_dict(), "extra": _Payload()}, path)
+    torch.save({"model": model.state_dict(), "extra": PickledCall()}, path)
     with pytest.raises(ValueError, match="refusing checkpoint") as err:
         load_checkpoint(model, path)
     print("refused:", err.value)

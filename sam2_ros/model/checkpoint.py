@@ -5,6 +5,7 @@ import hashlib
 import os
 import pickle
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,16 +19,22 @@ def _name_some(keys: list[str]) -> str:
     return head if len(keys) <= _SHOWN else f"{head} ... and {len(keys) - _SHOWN} more"
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file with weights_only=True (tensors and plain containers only) and return its state dict."""
+def read_safely(path: str | os.PathLike) -> Any:
+    """torch.load with weights_only=True (tensors and plain containers only) and an error a user can act on; every
+    file this project reads (checkpoints, training resume files) goes through here."""
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # weights_only refuses arbitrary pickled objects
         detail = next((line.strip() for line in str(err).splitlines() if "WeightsUnpickler error" in line), "")
         raise ValueError(f"refusing checkpoint {os.fspath(path)!r}: it pickles objects other than tensors and plain "
                          f"containers, which safe (weights_only) loading does not execute. {detail}") from err
     except (RuntimeError, EOFError) as err:
         raise ValueError(f"cannot read checkpoint {os.fspath(path)!r}: {err}") from err
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely (read_safely) and return its state dict."""
+    blob = read_safely(path)
     if isinstance(blob, Mapping) and "model" in blob and isinstance(blob["model"], Mapping):
         blob = blob["model"]  # Meta's release layout
     if not isinstance(blob, Mapping) or not all(isinstance(v, torch.Tensor) for v in blob.values()):

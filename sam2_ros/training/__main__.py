@@ -8,6 +8,7 @@ from dataclasses import fields
 
 import torch
 
+from sam2_ros.model.checkpoint import read_state_dict
 from sam2_ros.training.trainer import TrainConfig, Trainer, export_meta
 
 
@@ -78,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(measure(model, args.clips, args.frames, seed=seed, prompt=args.prompt,
                       memory_stride=args.memory_stride).line())
         return 0
-    saved = torch.load(args.run, map_location="cpu", weights_only=True)
-    torch.save({"model": saved["model"]}, args.path)
+    torch.save({"model": read_state_dict(args.run)}, args.path)  # a run's last.pt keeps the weights under "model"
     print(f"exported {args.path}")
     return 0
 

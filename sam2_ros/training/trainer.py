@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from sam2_ros.model.build import build_sam2
+from sam2_ros.model.checkpoint import read_safely
 from sam2_ros.model.config import get_config
 from sam2_ros.model.sam2 import Sam2Model
 from sam2_ros.training.batches import Batch, FolderSource, prefetch, scene_batch, synthetic_batch
@@ -94,7 +95,7 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         self.log = log or (lambda line: print(line, flush=True))
         last = self.out / "last.pt"
-        saved = torch.load(last, map_location="cpu", weights_only=True) if resume and last.exists() else None
+        saved = read_safely(last) if resume and last.exists() else None
         if saved is not None:
             # The saved settings win, except these and the `overrides` (the CLI passes the options given explicitly;
             # image_size too: train small first, then at full size - the weights fit both).
