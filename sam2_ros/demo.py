@@ -117,19 +117,19 @@ class Demo:
                 with self.lock:
                     stamp = self.outputs[-1][0]
                     frame = self.scene.frame(self.sent[stamp][0])
-                clicked, boxed = (int(k) for k in np.argsort(-frame.masks.reshape(len(frame.masks), -1).sum(1),
-                                                             kind="stable")[:2])
+                clicked, boxed = (int(k) for k in np.argsort(-frame.masks.sum(axis=(1, 2)), kind="stable")[:2])
+                bounds = frame.box(boxed)
                 self.targets = {1: clicked, 2: boxed}
                 x, y = frame.inner_point(clicked)
                 click = PointStamped(point=Point(x=x, y=y))
                 click.header.stamp.sec, click.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
                 self.click.publish(click)
-                box = Prompt(object_id=2, has_box=True, box=[float(v) for v in frame.box(boxed)])
+                box = Prompt(object_id=2, has_box=True, box=[float(v) for v in bounds])
                 box.header.stamp = click.header.stamp
                 self.prompt.publish(box)
                 self.prompt_stamp, prompted_at = stamp, now
                 print(f"prompted frame {self.sent[stamp][0]}: click ({x:.0f}, {y:.0f}) on shape {clicked} (object 1), "
-                      f"box {frame.box(boxed)} on shape {boxed} (object 2)", flush=True)
+                      f"box {bounds} on shape {boxed} (object 2)", flush=True)
             if prompted_at is None and (now > deadline or self.node_proc.poll() is not None):
                 print(f"the node produced no output ({'it exited' if self.node_proc.poll() is not None else 'timeout'})"
                       f"; see {self.out / 'node.log'}", flush=True)
