@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--seed", type=int, default=None,
                     help="first clip's seed (default: the test clips, 1000000; validation clips start at 1500000)")
     ev.add_argument("--memory-stride", type=int, default=0, help="the tracker's memory stride (0: the config's)")
+    ev.add_argument("--teacher-memory", action="store_true",
+                    help="memories from the ground truth instead of the predictions (how much of the error is drift)")
     ex = sub.add_parser("export", help="write a run's weights in Meta's format")
     ex.add_argument("run", help="a run's last.pt")
     ex.add_argument("path")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         seed = EVAL_SEED_BASE if args.seed is None else args.seed
         print(measure(model, args.clips, args.frames, seed=seed, prompt=args.prompt,
-                      memory_stride=args.memory_stride).line())
+                      memory_stride=args.memory_stride, teacher_memory=args.teacher_memory).line())
         return 0
     torch.save({"model": read_state_dict(args.run)}, args.path)  # a run's last.pt keeps the weights under "model"
     print(f"exported {args.path}")

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sam2_ros.model.sam2 import Sam2Model
 from sam2_ros.synthetic import inner_point, jaccard
-from sam2_ros.training.data import make_eval_clip
+from sam2_ros.training.data import Clip, make_eval_clip
 
 EVAL_SEED_BASE = 1_000_000  # test clips (the quality test) use seeds from here on; training never does
 VALIDATION_SEED_BASE = 1_500_000  # clips that pick a run's best weights: never the test clips
@@ -40,41 +41,83 @@ class Quality:
                 f"  Pearson(pred IoU, IoU) {self.iou_pearson:.3f}  ({self.clips} clips)")
 
 
-@torch.inference_mode()
-def measure(model: Sam2Model, clips: int = 8, frames: int = 31, seed: int = EVAL_SEED_BASE,
-            prompt: str = "click", memory_stride: int = 0) -> Quality:
-    """Prompt object 0 on frame 0 (one click at its innermost pixel, or its exact box); track it `frames`-1 frames
-    (memory_stride: the tracker's, 0 = the config's)."""
+def track_masks(model: Sam2Model, clip: Clip, prompt: str = "click",
+                memory_stride: int = 0) -> list[tuple[np.ndarray, float]]:
+    """(mask [S, S] bool, predicted IoU) of every frame from the real StreamingTracker, frame 0 prompted."""
     from sam2_ros.tracking.state import TrackerOptions
     from sam2_ros.tracking.tracker import StreamingTracker
 
+    tracker = StreamingTracker(model, TrackerOptions(memory_stride=memory_stride))
+    tracker.track(clip.frames[0])
+    truth = clip.masks[0, 0]
+    if prompt == "box":
+        ys, xs = np.nonzero(truth)
+        result = tracker.add_prompt(1, box=np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32))
+    else:
+        result = tracker.add_prompt(1, points=np.array([inner_point(truth)], np.float32),
+                                    labels=np.array([1], np.int32))
+    outputs = [(result.masks[0], float(result.iou[0]))]
+    for t in range(1, len(clip.frames)):
+        result = tracker.track(clip.frames[t])
+        outputs.append((result.masks[0], float(result.iou[0])))
+    return outputs
+
+
+@torch.inference_mode()
+def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False) -> list[tuple[np.ndarray, float]]:
+    """(mask, predicted IoU) of every frame from the training unroll (one click on frame 0): with teacher=True
+    every memory is encoded from the ground truth instead of the predictions, which splits the tracking error into
+    drift (memories of earlier mistakes) and what the model misses even with perfect memories."""
+    from sam2_ros.model.sam2 import preprocess
+    from sam2_ros.training.unroll import decode_for_training, rollout
+
+    size = model.config.image_size
+    images = torch.cat([preprocess(f, size) for f in clip.frames])  # [T, 3, S, S]
+    feat_s0, feat_s1, embed, pos = model.encode_image(images)
+    truth = clip.masks[0, 0]
+    coords = torch.tensor([[inner_point(truth)]], dtype=torch.float32)  # [1, 1, 2] pixels
+    first = decode_for_training(model, model.add_no_memory(embed[:1]), feat_s0[:1], feat_s1[:1], coords,
+                                torch.ones(1, 1, dtype=torch.int32), None, model.config.use_multimask(True, 1))
+    gt = torch.from_numpy(clip.masks[:, :1]).transpose(0, 1) if teacher else None  # [1, T, S, S]
+    outs = [first] + list(rollout(model, lambda f: (feat_s0[f:f + 1], feat_s1[f:f + 1], embed[f:f + 1]),
+                                  pos[:1], first, len(clip.frames), gt))
+    height, width = clip.frames.shape[1:3]
+    results = []
+    for out in outs:
+        best = int(out.ious[0].argmax())  # the candidate the tracker keeps
+        logits = F.interpolate(out.low_res, size=(height, width), mode="bilinear", align_corners=False)
+        results.append(((logits[0, 0] > 0).numpy(), float(out.ious[0, best])))
+    return results
+
+
+@torch.inference_mode()
+def measure(model: Sam2Model, clips: int = 8, frames: int = 31, seed: int = EVAL_SEED_BASE,
+            prompt: str = "click", memory_stride: int = 0, teacher_memory: bool = False) -> Quality:
+    """Prompt object 0 on frame 0 (one click at its innermost pixel, or its exact box); track it `frames`-1 frames
+    (memory_stride: the tracker's, 0 = the config's). teacher_memory: track with the training unroll and memories
+    from the ground truth (see rollout_masks; clicks only, stride 1)."""
+    if teacher_memory and (prompt != "click" or memory_stride > 1):
+        raise ValueError("teacher_memory measures click prompts at memory stride 1 only")
     model = model.eval()
     j0s, jts, jmid, pred_iou, true_iou, per_clip = [], [], [], [], [], []
     for c in range(clips):
         clip = make_eval_clip(seed + c, frames, model.config.image_size)
-        tracker = StreamingTracker(model, TrackerOptions(memory_stride=memory_stride))
-        tracker.track(clip.frames[0])
-        truth = clip.masks[0, 0]
-        if prompt == "box":
-            ys, xs = np.nonzero(truth)
-            result = tracker.add_prompt(1, box=np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32))
+        if teacher_memory:
+            outputs = rollout_masks(model, clip, teacher=True)
         else:
-            result = tracker.add_prompt(1, points=np.array([inner_point(truth)], np.float32),
-                                        labels=np.array([1], np.int32))
-        j0 = float(jaccard(result.masks[0], truth))
-        pred_iou.append(float(result.iou[0]))
-        true_iou.append(j0)
+            outputs = track_masks(model, clip, prompt, memory_stride)
         js = []
-        for t in range(1, frames):
-            result = tracker.track(clip.frames[t])
+        for t, (mask, iou) in enumerate(outputs):
             truth = clip.masks[t, 0]
-            j = jaccard(result.masks[0], truth)
-            js.append(j)
-            if truth.any():
-                pred_iou.append(float(result.iou[0]))
+            j = float(jaccard(mask, truth))
+            if t:
+                js.append(j)
+            if t == 0 or truth.any():
+                pred_iou.append(iou)
                 true_iou.append(j)
         third = len(js) // 3
         jmid += js[third:2 * third]
+        j0 = float(jaccard(outputs[0][0], clip.masks[0, 0]))
         j0s.append(j0)
         jts.append(float(np.mean(js)))
         per_clip.append((j0, jts[-1]))

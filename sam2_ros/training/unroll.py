@@ -7,6 +7,7 @@ is plain promptable image segmentation. Losses are summed over frames (SAM 2 tra
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -117,13 +118,46 @@ def unroll(model: Sam2Model, images: torch.Tensor, targets: torch.Tensor, gen: t
         losses.append(_frame_loss(out, soft[:, 0], loss_size, weights))
     if t == 1:  # single frames: no later frame reads a memory
         return StepOutput(sum(term.total for term in losses), losses)
-    cond_mem, cond_pos = model.encode_memory(e0, _upsample(out.low_res, size), out.score,
-                                             cfg.binarize_mask_from_pts_for_mem_enc)
+
+    def frame_rows(f: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return rows(feat_s0, f), rows(feat_s1, f), rows(embed, f)
+
+    for f, out in enumerate(rollout(model, frame_rows, image_pos, out, t), start=1):
+        losses.append(_frame_loss(out, soft[:, f], loss_size, weights))
+    total = sum(term.total for term in losses)
+    return StepOutput(total, losses)
+
+
+def teacher_memory(mask: torch.Tensor, embed: torch.Tensor, model: Sam2Model) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memory of a frame encoded from a ground-truth mask [N, S, S] bool instead of a prediction (a diagnostic)."""
+    logits = mask[:, None].float() * 2 - 1  # [N, 1, S, S]: > 0 inside
+    present = mask.flatten(1).any(dim=1, keepdim=True).float() * 2 - 1  # [N, 1]: > 0 when visible
+    return model.encode_memory(embed, logits, present, binarize=True)
+
+
+def rollout(model: Sam2Model, frame_rows: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+            image_pos: torch.Tensor, first: _Decoded, num_frames: int,
+            teacher: torch.Tensor | None = None) -> Iterator[_Decoded]:
+    """Track frames 1..num_frames-1 after the prompted frame 0 (its decoder output `first`), yielding each frame's
+    decoder output. Every frame attends to the prompted frame's memory, the memories of up to num_maskmem-1
+    previous frames and the pointers of up to max_obj_ptrs_in_encoder-1 earlier frames plus frame 0: the
+    streaming tracker's selection at memory stride 1.
+
+    frame_rows(f) -> (feat_s0, feat_s1, image_embed) rows [N, ...] of frame f; image_pos [1, C, h, w].
+    teacher [N, T, S, S] bool: memories are encoded from these masks instead of the predictions (measures how much
+    of the error is drift: a diagnostic, not training)."""
+    cfg = model.config
+    size = cfg.image_size
+    e0 = frame_rows(0)[2]
+    if teacher is None:
+        cond_mem, cond_pos = model.encode_memory(e0, _upsample(first.low_res, size), first.score,
+                                                 cfg.binarize_mask_from_pts_for_mem_enc)
+    else:
+        cond_mem, cond_pos = teacher_memory(teacher[:, 0], e0, model)
     recent: list[tuple[torch.Tensor, torch.Tensor]] = []  # spatial memories of tracked frames, oldest first
-    ptrs = [out.obj_ptr]  # [N, C] per frame, frame 0 first
+    ptrs = [first.obj_ptr]  # [N, C] per frame, frame 0 first
     max_rel = cfg.max_obj_ptrs_in_encoder - 1
-    # ---- frames 1..T-1: tracked through memory
-    for f in range(1, t):
+    for f in range(1, num_frames):
         frames = [(cond_mem, cond_pos, 0)]
         for ago, (mem, mpos) in enumerate(reversed(recent[-(cfg.num_maskmem - 1):]), start=1):
             frames.append((mem, mpos, cfg.num_maskmem - ago))
@@ -131,16 +165,15 @@ def unroll(model: Sam2Model, images: torch.Tensor, targets: torch.Tensor, gen: t
         if 0 not in use:
             use = [0] + use
         ptr_stack = torch.stack([ptrs[i] for i in use], dim=1)  # [N, P, C]
-        rel_t = [f - i for i in use]
-        memory, memory_pos, ptr_tok, ptr_pos = model.assemble_memory(frames, ptr_stack, rel_t, max_rel)
-        ef = rows(embed, f)
+        memory, memory_pos, ptr_tok, ptr_pos = model.assemble_memory(frames, ptr_stack, [f - i for i in use], max_rel)
+        s0, s1, ef = frame_rows(f)
         pix = model.attend_memory(ef, image_pos.expand(ef.shape[0], -1, -1, -1), memory, memory_pos,
                                   ptr_tok, ptr_pos)
-        out = decode_for_training(model, pix, rows(feat_s0, f), rows(feat_s1, f), None, None, None,
-                                  cfg.use_multimask(False, 0))
-        losses.append(_frame_loss(out, soft[:, f], loss_size, weights))
-        if f < t - 1:
-            recent.append(model.encode_memory(ef, _upsample(out.low_res, size), out.score, False))
+        out = decode_for_training(model, pix, s0, s1, None, None, None, cfg.use_multimask(False, 0))
+        yield out
+        if f < num_frames - 1:
+            if teacher is None:
+                recent.append(model.encode_memory(ef, _upsample(out.low_res, size), out.score, False))
+            else:
+                recent.append(teacher_memory(teacher[:, f], ef, model))
             ptrs.append(out.obj_ptr)
-    total = sum(term.total for term in losses)
-    return StepOutput(total, losses)
