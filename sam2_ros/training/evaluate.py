@@ -72,6 +72,8 @@ def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False) -> list[t
     from sam2_ros.training.unroll import decode_for_training, rollout
 
     size = model.config.image_size
+    if teacher and clip.masks.shape[-2:] != (size, size):
+        raise ValueError(f"ground-truth memories need clips at the model's {size} x {size}, got {clip.masks.shape[-2:]}")
     images = torch.cat([preprocess(f, size) for f in clip.frames])  # [T, 3, S, S]
     feat_s0, feat_s1, embed, pos = model.encode_image(images)
     truth = clip.masks[0, 0]
