@@ -10,7 +10,7 @@ import torch
 from sam2_ros.model.build import build_sam2
 from sam2_ros.synthetic import jaccard
 from sam2_ros.training.data import make_eval_clip
-from sam2_ros.training.evaluate import EVAL_SEED_BASE, track_masks, measure, rollout_masks
+from sam2_ros.training.evaluate import EVAL_SEED_BASE, measure, rollout_masks, track_masks
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt"
 CLIPS = 16  # J of single clips varies a lot (0.2-0.95): 8 clips gave 0.90 on the prompted frame, 16 give 0.82

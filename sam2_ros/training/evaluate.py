@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from sam2_ros.model.sam2 import Sam2Model
+from sam2_ros.model.sam2 import Sam2Model, postprocess_masks
 from sam2_ros.synthetic import inner_point, jaccard
 from sam2_ros.training.data import Clip, make_eval_clip
 
@@ -73,7 +72,8 @@ def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False) -> list[t
 
     size = model.config.image_size
     if teacher and clip.masks.shape[-2:] != (size, size):
-        raise ValueError(f"ground-truth memories need clips at the model's {size} x {size}, got {clip.masks.shape[-2:]}")
+        raise ValueError(f"ground-truth memories need clips at the model's {size} x {size}, "
+                         f"got {clip.masks.shape[-2:]}")
     images = torch.cat([preprocess(f, size) for f in clip.frames])  # [T, 3, S, S]
     feat_s0, feat_s1, embed, pos = model.encode_image(images)
     truth = clip.masks[0, 0]
@@ -83,13 +83,9 @@ def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False) -> list[t
     gt = torch.from_numpy(clip.masks[:, :1]).transpose(0, 1) if teacher else None  # [1, T, S, S]
     outs = [first] + list(rollout(model, lambda f: (feat_s0[f:f + 1], feat_s1[f:f + 1], embed[f:f + 1]),
                                   pos[:1], first, len(clip.frames), gt))
-    height, width = clip.frames.shape[1:3]
-    results = []
-    for out in outs:
-        best = int(out.ious[0].argmax())  # the candidate the tracker keeps
-        logits = F.interpolate(out.low_res, size=(height, width), mode="bilinear", align_corners=False)
-        results.append(((logits[0, 0] > 0).numpy(), float(out.ious[0, best])))
-    return results
+    size_hw = tuple(clip.frames.shape[1:3])
+    # low_res is the candidate of highest predicted IoU (the one the tracker keeps), so its IoU is the maximum.
+    return [((postprocess_masks(out.low_res, size_hw)[0, 0] > 0).numpy(), float(out.ious[0].max())) for out in outs]
 
 
 @torch.inference_mode()
@@ -98,7 +94,8 @@ def measure(model: Sam2Model, clips: int = 8, frames: int = 31, seed: int = EVAL
     """Prompt object 0 on frame 0 (one click at its innermost pixel, or its exact box); track it `frames`-1 frames
     (memory_stride: the tracker's, 0 = the config's). teacher_memory: track with the training unroll and memories
     from the ground truth (see rollout_masks; clicks only, stride 1)."""
-    if teacher_memory and (prompt != "click" or memory_stride > 1):
+    stride = memory_stride or model.config.memory_temporal_stride_for_eval
+    if teacher_memory and (prompt != "click" or stride != 1):
         raise ValueError("teacher_memory measures click prompts at memory stride 1 only")
     model = model.eval()
     j0s, jts, jmid, pred_iou, true_iou, per_clip = [], [], [], [], [], []

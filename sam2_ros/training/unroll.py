@@ -128,7 +128,8 @@ def unroll(model: Sam2Model, images: torch.Tensor, targets: torch.Tensor, gen: t
     return StepOutput(total, losses)
 
 
-def teacher_memory(mask: torch.Tensor, embed: torch.Tensor, model: Sam2Model) -> tuple[torch.Tensor, torch.Tensor]:
+def ground_truth_memory(mask: torch.Tensor, embed: torch.Tensor,
+                        model: Sam2Model) -> tuple[torch.Tensor, torch.Tensor]:
     """Memory of a frame encoded from a ground-truth mask [N, S, S] bool instead of a prediction (a diagnostic)."""
     logits = mask[:, None].float() * 2 - 1  # [N, 1, S, S]: > 0 inside
     present = mask.flatten(1).any(dim=1, keepdim=True).float() * 2 - 1  # [N, 1]: > 0 when visible
@@ -153,7 +154,7 @@ def rollout(model: Sam2Model, frame_rows: Callable[[int], tuple[torch.Tensor, to
         cond_mem, cond_pos = model.encode_memory(e0, _upsample(first.low_res, size), first.score,
                                                  cfg.binarize_mask_from_pts_for_mem_enc)
     else:
-        cond_mem, cond_pos = teacher_memory(teacher[:, 0], e0, model)
+        cond_mem, cond_pos = ground_truth_memory(teacher[:, 0], e0, model)
     recent: list[tuple[torch.Tensor, torch.Tensor]] = []  # spatial memories of tracked frames, oldest first
     ptrs = [first.obj_ptr]  # [N, C] per frame, frame 0 first
     max_rel = cfg.max_obj_ptrs_in_encoder - 1
@@ -175,5 +176,5 @@ def rollout(model: Sam2Model, frame_rows: Callable[[int], tuple[torch.Tensor, to
             if teacher is None:
                 recent.append(model.encode_memory(ef, _upsample(out.low_res, size), out.score, False))
             else:
-                recent.append(teacher_memory(teacher[:, f], ef, model))
+                recent.append(ground_truth_memory(teacher[:, f], ef, model))
             ptrs.append(out.obj_ptr)
