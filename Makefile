@@ -8,7 +8,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # Everything whose change means the venv install must be refreshed.
 SETUP_INPUTS := $(wildcard requirements/*.txt) scripts/setup_venv.sh scripts/fix_ros_cmake_exports.py \
-	scripts/sam2_node.in CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv launch/* config/* models/*) \
+	scripts/sam2_node.in CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv launch/* config/* models/* compat/vision_msgs/msg/*.msg) \
+	compat/vision_msgs/CMakeLists.txt compat/vision_msgs/package.xml \
 	$(shell find sam2_ros -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
 
 .PHONY: setup test test-fast demo bench clean

@@ -39,11 +39,32 @@ else
   step "dependencies up to date"
 fi
 
-step "building interfaces and installing the package with CMake"
 build="$root/build/venv"
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"
 run_logged() { local name=$1; shift; "$@" >"$build/$name.log" 2>&1 || { tail -40 "$build/$name.log"; exit 1; }; }
 mkdir -p "$build"
+
+# vision_msgs is not on PyPI: build our compatible copy (compat/vision_msgs, same definitions => same type hashes) into
+# the venv, unless a real vision_msgs is importable. Rebuilt when its files change.
+compat="$root/compat/vision_msgs"
+compat_hash="$(cat "$compat"/CMakeLists.txt "$compat"/package.xml "$compat"/msg/*.msg | sha256sum | cut -d' ' -f1)"
+compat_stamp="$venv/.vision-msgs-compat"
+if [ "$(cat "$compat_stamp" 2>/dev/null)" = "$compat_hash" ]; then
+  step "vision_msgs (compat build) up to date"
+elif [ ! -f "$compat_stamp" ] && "$venv/bin/python" -c "import vision_msgs.msg" 2>/dev/null; then
+  step "vision_msgs found: using it"
+else
+  step "building vision_msgs (compat/vision_msgs: the ROS 2 vision_msgs 4.1 layout) into the venv"
+  vbuild="$root/build/vision_msgs"
+  rm -rf "$vbuild"
+  run_logged vision_msgs-configure cmake -S "$compat" -B "$vbuild" -DCMAKE_INSTALL_PREFIX="$venv" \
+    -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release
+  run_logged vision_msgs-build cmake --build "$vbuild" -j2
+  run_logged vision_msgs-install cmake --install "$vbuild"
+  echo "$compat_hash" > "$compat_stamp"
+fi
+
+step "building interfaces and installing the package with CMake"
 if [ ! -f "$build/CMakeCache.txt" ]; then
   run_logged configure cmake -S "$root" -B "$build" -DCMAKE_INSTALL_PREFIX="$venv" \
     -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release

@@ -34,24 +34,31 @@ def _roi(seed: int):
 def make_messages():
     """One fully populated instance of each message type (every field non-default, floats exact in float32)."""
     from geometry_msgs.msg import Point
-    from sam2_ros.msg import ObjectConfidenceArray, ObjectMask, ObjectMaskArray, Prompt
+    from sam2_ros.msg import ObjectConfidenceArray, ObjectEvent, ObjectMask, ObjectMaskArray, Prompt
 
-    prompt = Prompt(object_id=3, has_box=True, replace=True)
+    prompt = Prompt(object_id=3, has_box=True, replace=True, label="cup", multimask=True)
     prompt.header = _image(1, 1, "mono8", 1).header
     prompt.points = [Point(x=10.5, y=20.25, z=0.0), Point(x=100.0, y=5.0, z=1.0)]
     prompt.labels = [1, 0]
     prompt.box = [1.5, 2.5, 300.0, 200.0]
     prompt.mask = _image(12, 16, "mono8", 2)
 
-    obj = ObjectMask(object_id=7, iou=0.875, presence=0.5, bbox=_roi(3), area=42)
+    obj = ObjectMask(object_id=7, iou=0.875, presence=0.5, bbox=_roi(3), area=42, label="mug", label_score=0.75,
+                     status=ObjectMask.STATUS_LOST, mask_scale=0.25)
     obj.mask = _image(24, 32, "mono8", 4)
     arr = ObjectMaskArray(objects=[obj, ObjectMask(object_id=8, iou=0.125, presence=0.75, bbox=_roi(5), area=1,
-                                                   mask=_image(2, 3, "mono8", 6))])
+                                                   mask=_image(2, 3, "mono8", 6), label="bottle",
+                                                   status=ObjectMask.STATUS_OCCLUDED, mask_scale=1.0)])
     arr.header = _image(1, 1, "mono8", 7).header
     conf = ObjectConfidenceArray(object_ids=[1, 5, 9], iou=[0.125, 0.25, 0.375], presence=[0.75, 0.5, 0.625],
-                                 boxes=[_roi(1), _roi(2), _roi(3)])
+                                 boxes=[_roi(1), _roi(2), _roi(3)], labels=["a", "", "c"], status=[0, 1, 2])
     conf.header = _image(1, 1, "mono8", 8).header
-    return [prompt, obj, arr, conf]
+    event = ObjectEvent(object_id=4, label="cup", event=ObjectEvent.REACQUIRED, reason="detection cup 0.91")
+    event.header = _image(1, 1, "mono8", 9).header
+    return [prompt, obj, arr, conf, event]
+
+
+NAMES = ["Prompt", "ObjectMask", "ObjectMaskArray", "ObjectConfidenceArray", "ObjectEvent"]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,7 @@ def echo(tmp_path_factory):
     assert proc.stop() == 0, proc.output()
 
 
-@pytest.mark.parametrize("index", range(4), ids=["Prompt", "ObjectMask", "ObjectMaskArray", "ObjectConfidenceArray"])
+@pytest.mark.parametrize("index", range(len(NAMES)), ids=NAMES)
 def test_message_round_trip(echo, index):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -104,6 +111,7 @@ def test_add_prompt_service_round_trip(echo):
     assert [o.object_id for o in response.masks.objects] == [prompt.object_id]
     assert response.masks.objects[0].mask == prompt.mask
     assert (response.masks.objects[0].iou, response.masks.objects[0].presence) == (0.5, 0.25)
+    assert [o.object_id for o in response.candidates.objects] == [prompt.object_id] * 3, "candidates cross too"
 
 
 @pytest.mark.parametrize("object_id", [4, 5])
@@ -115,3 +123,51 @@ def test_remove_object_service_round_trip(echo, object_id):
         response = _call(node, RemoveObject, "remove_object", RemoveObject.Request(object_id=object_id))
     assert response.success is (object_id % 2 == 0)
     assert deserialize_message(base64.b64decode(response.message), RemoveObject.Request).object_id == object_id
+
+
+def test_select_candidate_service_round_trip(echo):
+    from rclpy.serialization import deserialize_message
+    from sam2_ros.srv import SelectCandidate
+
+    with rclpy_node("client_select") as node:
+        response = _call(node, SelectCandidate, "select_candidate", SelectCandidate.Request(object_id=6, index=2))
+    request = deserialize_message(base64.b64decode(response.message), SelectCandidate.Request)
+    assert (request.object_id, request.index) == (6, 2) and response.success is True
+    assert [o.object_id for o in response.masks.objects] == [6]
+
+
+def test_segment_everything_service_round_trip(echo):
+    from rclpy.serialization import deserialize_message
+    from sam2_ros.srv import SegmentEverything
+
+    sent = SegmentEverything.Request(points_per_side=16, min_iou=0.75, min_stability=0.875, min_area=25,
+                                     max_objects=9, track=True)
+    with rclpy_node("client_everything") as node:
+        response = _call(node, SegmentEverything, "segment_everything", sent)
+    assert deserialize_message(base64.b64decode(response.message), SegmentEverything.Request) == sent
+    assert [o.object_id for o in response.masks.objects] == list(range(1, 10))
+
+
+# Type hashes of the real vision_msgs 4.1.1 built against the Kilted wheels (ROS 2 matches topics by these).
+VISION_HASHES = {
+    "Detection2DArray": "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
+    "Detection2D": "RIHS01_0d12b69df5c593b3455b7346fac8205437a7d4bcb09b9e0e0b2dde787ded38ea",
+    "BoundingBox2D": "RIHS01_008eacbb0cf8f26e83795547bed013eec3675485ef386ec056d80eaaf1c1ce2f",
+    "ObjectHypothesisWithPose": "RIHS01_41c12344c0396c48b81df12467c192d99b2a0eb1463c5c37194e4223251c80bc",
+    "Detection3DArray": "RIHS01_793f5eab9595ac1c0da07873cc859db42eae51f0ee76056db8562515d830e018",
+}
+
+
+@pytest.mark.parametrize("name", sorted(VISION_HASHES))
+def test_vision_msgs_type_hashes_match_the_real_package(name):
+    """The compat build (or a real vision_msgs) generates exactly the real package's type hashes."""
+    import json
+    from pathlib import Path
+
+    import vision_msgs
+
+    share = next(p for p in (Path(vision_msgs.__file__).resolve().parents[k] / "share" / "vision_msgs" / "msg"
+                             for k in range(2, 7)) if p.is_dir())
+    doc = json.loads((share / f"{name}.json").read_text())
+    hashes = {h["type_name"]: h["hash_string"] for h in doc["type_hashes"]}
+    assert hashes[f"vision_msgs/msg/{name}"] == VISION_HASHES[name]

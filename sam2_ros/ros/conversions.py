@@ -212,7 +212,7 @@ def to_mask_array(out: FrameOutputs, header):
         mask = out.masks[k]
         objects.append(ObjectMask(object_id=object_id, iou=float(out.iou[k]), presence=float(out.presence[k]),
                                   bbox=_roi(mask_box(mask)), area=int(np.count_nonzero(mask)),
-                                  mask=mask_to_image(mask, header)))
+                                  mask=mask_to_image(mask, header), mask_scale=1.0))
     msg.objects = objects
     return msg
 
@@ -223,7 +223,8 @@ def to_confidence_array(out: FrameOutputs, header):
 
     return ObjectConfidenceArray(header=header, object_ids=list(out.object_ids), iou=[float(v) for v in out.iou],
                                  presence=[float(v) for v in out.presence],
-                                 boxes=[_roi(mask_box(m)) for m in out.masks])
+                                 boxes=[_roi(mask_box(m)) for m in out.masks], labels=[""] * len(out.object_ids),
+                                 status=[0] * len(out.object_ids))
 
 
 def to_label_image(out: FrameOutputs, header):
