@@ -12,6 +12,7 @@ from fixtures.checkpoint import PickledCall
 from oracle import build_reference, save_meta_checkpoint
 from sam2_ros.model import CONFIGS, Sam2Model, build_sam2, get_config, load_checkpoint, postprocess_masks, preprocess
 from sam2_ros.model.checkpoint import check_state_dict, weights_hash
+from sam2_ros.tracking.memory_bank import Layout, MemoryAssembler
 
 torch.set_num_threads(2)
 
@@ -142,8 +143,10 @@ def test_micro_parts_shapes(size):
         assert out.obj_ptr.shape == (1, c) and out.iou.shape == (1, 1) and out.object_score_logits.shape == (1, 1)
         feat, mpos = model.encode_memory(embed, out.high_res_masks, out.object_score_logits, binarize=True)
         assert feat.shape == mpos.shape == (1, d, h, h)
-        memory, memory_pos, ptrs, ptr_pos = model.assemble_memory(
-            [(feat, mpos, 0), (feat, mpos, 6)], torch.stack([out.obj_ptr] * 3, dim=1), [2, 1, -1], 15)
+        assembler = MemoryAssembler(model)
+        assembler.set_maskmem_pos(mpos)
+        memory, memory_pos, ptrs, ptr_pos = assembler.assemble([Layout([feat[0], feat[0]], [0, 6],
+                                                                       [out.obj_ptr[0]] * 3, [2, 1, -1])])
         assert memory.shape == (1, 2 * h * h, d) and ptrs.shape == ptr_pos.shape == (1, 3 * c // d, d)
         # A pointer wider than the memory is split into C/D consecutive tokens that share its position.
         assert torch.equal(ptrs[0, :2].flatten(), out.obj_ptr[0]) and torch.equal(ptr_pos[0, 0], ptr_pos[0, 1])

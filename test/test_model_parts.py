@@ -10,6 +10,8 @@ import torch
 
 from oracle import build_reference, save_meta_checkpoint
 from sam2_ros.model import build_sam2
+from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory
+from sam2_ros.tracking.state import Memory, ObjectState
 
 torch.set_num_threads(2)
 TOL = 1e-4
@@ -119,12 +121,16 @@ def test_mask_as_output(pair):
     assert max(diffs) <= TOL
 
 
-def _memory_frame(g: torch.Generator, b: int, d: int, h: int, c: int) -> dict:
+def _memory_frame(g: torch.Generator, b: int, d: int, h: int, c: int, maskmem_pos: torch.Tensor) -> dict:
     # Scaled by 4: with these random weights unit-scale memories barely move the output; at 4x a wrong slot or
     # pointer distance changes it by ~1e-3 to 6e-2 (measured), far above the tolerance.
-    return {"maskmem_features": 4 * torch.randn(b, d, h, h, generator=g),
-            "maskmem_pos_enc": [4 * torch.randn(b, d, h, h, generator=g)],
+    return {"maskmem_features": 4 * torch.randn(b, d, h, h, generator=g), "maskmem_pos_enc": [maskmem_pos],
             "obj_ptr": 4 * torch.randn(b, c, generator=g)}
+
+
+def _as_memory(frame: dict) -> Memory:
+    """One of Meta's per-frame outputs as a memory-bank entry whose tensors hold the batch rows."""
+    return Memory(frame["obj_ptr"], torch.zeros(frame["obj_ptr"].shape[0], 1), frame["maskmem_features"], None, None)
 
 
 # (current frame, conditioning frames, non-conditioning frames, num_frames): a usual case; a prompted frame in the
@@ -133,38 +139,36 @@ SCENARIOS = [(5, [0], [1, 2, 3, 4], 10), (5, [7], [], 10), (30, [0, 12], list(ra
 
 
 def test_attend_memory(pair):
+    """The tracker's memory selection and assembly + our memory attention vs Meta's
+    _prepare_memory_conditioned_features over the same memories."""
     config, size, ref, ours, feats, pos, sizes, (_, _, embed, embed_pos) = pair
     cfg = ours.config
     b, c, d, h = 2, cfg.hidden_dim, cfg.mem_dim, cfg.feat_size
     # At 1024 one scenario (the glue is size-independent; the full sets run at 512): keeps CPU time in check.
     for frame_idx, cond, non_cond, num_frames in (SCENARIOS[:1] if size >= 1024 else SCENARIOS):
         g = torch.Generator().manual_seed(frame_idx)
-        out = {"cond_frame_outputs": {t: _memory_frame(g, b, d, h, c) for t in cond},
-               "non_cond_frame_outputs": {t: _memory_frame(g, b, d, h, c) for t in non_cond}}
+        # The memory encoder's position map is one sine map for every frame (the assembler keeps one).
+        maskmem_pos = 4 * torch.randn(1, d, h, h, generator=g).expand(b, -1, -1, -1)
+        out = {"cond_frame_outputs": {t: _memory_frame(g, b, d, h, c, maskmem_pos) for t in cond},
+               "non_cond_frame_outputs": {t: _memory_frame(g, b, d, h, c, maskmem_pos) for t in non_cond}}
         curr = torch.randn(b, c, h, h, generator=g)
         curr_tokens = curr.flatten(2).permute(2, 0, 1)
         curr_pos = embed_pos.expand(b, -1, -1, -1)
         with torch.no_grad():
             exp = ref._prepare_memory_conditioned_features(
                 frame_idx, False, [curr_tokens], [curr_pos.flatten(2).permute(2, 0, 1)], [(h, h)], out, num_frames)
-        # What the tracker does: prompted frames in slot 0, then the previous num_maskmem-1 frames, oldest first.
-        frames = [(o["maskmem_features"], o["maskmem_pos_enc"][-1], 0) for o in out["cond_frame_outputs"].values()]
-        for t_pos in range(1, cfg.num_maskmem):
-            prev = out["non_cond_frame_outputs"].get(frame_idx - (cfg.num_maskmem - t_pos))
-            if prev is not None:
-                frames.append((prev["maskmem_features"], prev["maskmem_pos_enc"][-1], t_pos))
+        bank = ObjectState(1, cond={t: _as_memory(o) for t, o in out["cond_frame_outputs"].items()},
+                           recent={t: _as_memory(o) for t, o in out["non_cond_frame_outputs"].items()})
         max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
-        ptrs = [(frame_idx - t, o["obj_ptr"]) for t, o in out["cond_frame_outputs"].items() if t <= frame_idx]
-        ptrs += [(k, out["non_cond_frame_outputs"][frame_idx - k]["obj_ptr"]) for k in range(1, max_ptrs)
-                 if frame_idx - k in out["non_cond_frame_outputs"]]
-        obj_ptrs = torch.stack([p for _, p in ptrs], dim=1) if ptrs else None  # [B, P, C]
-        rel_t = [r for r, _ in ptrs]
+        layout = select_memory(bank, frame_idx, cfg, max_ptrs=max_ptrs)
+        assembler = MemoryAssembler(ours, max_rel=max_ptrs - 1)
+        assembler.set_maskmem_pos(maskmem_pos)
         with torch.no_grad():
-            memory, memory_pos, ptr_tokens, ptr_pos = ours.assemble_memory(frames, obj_ptrs, rel_t, max_ptrs - 1)
+            memory, memory_pos, ptr_tokens, ptr_pos = assembler.assemble(layout.rows(b))
             got = ours.attend_memory(curr, curr_pos, memory, memory_pos, ptr_tokens, ptr_pos)
         diff = max_diff(got, exp)
-        print(f"{config}@{size} attend_memory frame {frame_idx}: {len(frames)} memories, {ptr_tokens.shape[1]} "
-              f"pointer tokens, max|diff| {diff:.2e}")
+        print(f"{config}@{size} attend_memory frame {frame_idx}: {len(layout.maskmems)} memories, "
+              f"{ptr_tokens.shape[1]} pointer tokens, max|diff| {diff:.2e}")
         assert diff <= TOL
 
 

@@ -45,8 +45,7 @@ class StreamingTracker:
             raise ValueError(f"memory_temporal_stride_for_eval must be an int >= 1, got {self._stride!r}")
         if not cfg.use_mask_input_as_output_without_sam:
             raise ValueError("only configs that take a mask prompt as the output are supported")
-        self._max_ptrs = cfg.max_obj_ptrs_in_encoder  # a stream is longer than any pointer window
-        self._assembler = MemoryAssembler(model, max_rel=self._max_ptrs - 1)
+        self._assembler = MemoryAssembler(model)
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -160,14 +159,10 @@ class StreamingTracker:
         return newest
 
     def _trim(self, obj: ObjectState) -> None:
-        cfg = self.backend.config
-        trim(obj, self._frames[0].index, cfg.num_maskmem, self._max_ptrs, self._stride)
+        trim(obj, self._frames[0].index, self.backend.config, self._stride)
 
     def _layout(self, obj: ObjectState, index: int) -> Layout:
-        cfg = self.backend.config
-        return select_memory(obj, index, cfg.num_maskmem, self._max_ptrs, cfg.use_obj_ptrs_in_encoder,
-                             cfg.only_obj_ptrs_in_the_past_for_eval, cfg.use_signed_tpos_enc_to_obj_ptrs,
-                             self._stride)
+        return select_memory(obj, index, self.backend.config, self._stride)
 
     def _attend(self, frame: Frame, image_pos: torch.Tensor, layouts: list[Layout]) -> torch.Tensor:
         """Memory-conditioned features [B, C, h, w] for objects with memory, in the given order."""
