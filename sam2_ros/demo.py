@@ -9,36 +9,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from sam2_ros.ros.domain import use_private_domain
 from sam2_ros.synthetic import SyntheticScene, jaccard
 
 ROOT = Path(__file__).resolve().parents[1]
 # models/sam2_micro.pt ships with the repository (trained here, see models/MODEL_CARD.md); Meta's files can be added.
 CHECKPOINT_NAMES = {"sam2_micro": "sam2_micro.pt", "sam2.1_hiera_t": "sam2.1_hiera_tiny.pt", "sam2.1_hiera_s": "sam2.1_hiera_small.pt",
                     "sam2.1_hiera_b+": "sam2.1_hiera_base_plus.pt", "sam2.1_hiera_l": "sam2.1_hiera_large.pt"}
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Minimal PNG writer (8-bit RGB, zlib), so the demo needs no imaging library."""
-    h, w = rgb.shape[:2]
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), np.ascontiguousarray(rgb, np.uint8).reshape(h, w * 3)], axis=1)
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
-                     chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
 def find_checkpoint(config: str) -> str | None:
@@ -166,10 +152,12 @@ class Demo:
                 self.scores[object_id].append(jaccard(found[object_id], truth[self.targets[object_id]]))
 
     def _on_overlay(self, msg) -> None:
+        from PIL import Image as PilImage
+
         from sam2_ros.ros.conversions import image_to_array
 
         if self.saved < self.args.max_frames:
-            write_png(self.out / f"overlay_{self.saved:04d}.png", image_to_array(msg))
+            PilImage.fromarray(image_to_array(msg)).save(self.out / f"overlay_{self.saved:04d}.png")
             self.saved += 1
 
     def summary(self, weights: str) -> str:
@@ -232,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                  "The pipeline works end to end, but the masks are meaningless and J is near chance.",
                  f"Put Meta's {CHECKPOINT_NAMES.get(args.model_config, args.model_config + '.pt')} into "
                  f"{ROOT / 'models'} or pass --checkpoint / set SAM2_CHECKPOINT."])
-    # A private DDS domain on localhost, shared only with our own node process.
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 101))
+    use_private_domain()  # shared only with our own node process
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])))
     node_args = [sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",

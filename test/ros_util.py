@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -13,19 +11,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_PYTHON = Path(sys.executable)
-
-# One DDS domain per pytest process, so concurrent test runs on this machine never hear each other.
-DOMAIN_ID = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = DOMAIN_ID
-os.environ.pop("RMW_IMPLEMENTATION", None)
 
 
 def ros_env(**extra: str) -> dict[str, str]:
-    """Environment for a child ROS process: localhost discovery, this test run's domain, sources importable."""
+    """Environment for a child ROS process: localhost discovery, this test run's domain (conftest's ros_domain),
+    sources importable."""
     env = dict(os.environ)
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=DOMAIN_ID, PYTHONUNBUFFERED="1")
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     env.update(extra)
     return env

@@ -14,20 +14,13 @@ from sam2_ros.training.evaluate import EVAL_SEED_BASE, measure, rollout_masks, t
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt"
 CLIPS = 16  # J of single clips varies a lot (0.2-0.95): 8 clips gave 0.90 on the prompted frame, 16 give 0.82
+pytestmark = pytest.mark.slow  # the trained model through the tracker and the training unroll
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def model(one_thread):
+def model():
     assert CHECKPOINT.exists(), f"the trained micro checkpoint is missing: {CHECKPOINT}"
+    torch.manual_seed(0)
     return build_sam2("sam2_micro", checkpoint=CHECKPOINT).eval()
 
 

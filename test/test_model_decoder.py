@@ -8,7 +8,8 @@ from oracle import build_reference, perturb_
 from sam2_ros.model.mask_decoder import MaskDecoder, MaskDecoderConfig, stability_score
 from sam2_ros.model.prompt_encoder import PromptEncoder
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.slow  # compares against Meta's reference code (the oracle)
+
 TOL = 1e-4
 C = 256
 

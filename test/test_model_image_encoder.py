@@ -14,7 +14,6 @@ from sam2_ros.model.hiera import Hiera, HieraConfig, hiera_preset
 from sam2_ros.model.image_encoder import FpnNeck, ImageEncoder, NeckConfig, image_encoder_preset
 from sam2_ros.model.position_encoding import PositionEmbeddingRandom, PositionEmbeddingSine, get_1d_sine_pe
 
-torch.set_num_threads(2)
 TOL = 1e-4
 PREFIX = "image_encoder."
 
@@ -36,6 +35,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config,preset,size", CASES, ids=[f"{c}@{s}" for c, _, s in CASES])
 def test_image_encoder_matches_reference(config: str, preset: str, size: int, tmp_path) -> None:
     ref = build_reference(config, image_size=size)
@@ -82,6 +82,7 @@ def test_micro_trunk_and_encoder_shapes() -> None:
     assert [tuple(t.shape) for t in pos] == [(2, 32, 64, 64), (2, 32, 32, 32), (2, 32, 16, 16)]
 
 
+@pytest.mark.slow
 def test_position_encodings_match_reference() -> None:
     from sam2.modeling.position_encoding import PositionEmbeddingRandom as MetaRandom
     from sam2.modeling.position_encoding import PositionEmbeddingSine as MetaSine

@@ -12,7 +12,6 @@ from sam2_ros.model.memory_attention import MemoryAttention, MemoryAttentionConf
 from sam2_ros.model.memory_encoder import MemoryEncoder, MemoryEncoderConfig
 from sam2_ros.model.rope import apply_rotary, axial_rotary_tables
 
-torch.set_num_threads(2)
 C, D = 256, 64  # hidden and memory widths of every SAM 2.1 size
 TOL = 1e-4
 
@@ -52,6 +51,7 @@ def _meta_attention(meta: torch.nn.Module, curr, curr_pos, memory, memory_pos, p
 
 
 # ---------------------------------------------------------------- rotary tables vs Meta's complex numbers
+@pytest.mark.slow
 @pytest.mark.parametrize("head_dim,feat_hw,frames", [(256, (64, 64), 1), (256, (32, 32), 3), (256, (16, 16), 7),
                                                      (32, (8, 12), 2), (64, (12, 8), 0)])
 def test_rotary_matches_meta_complex(head_dim: int, feat_hw: tuple[int, int], frames: int) -> None:
@@ -72,6 +72,7 @@ def test_rotary_matches_meta_complex(head_dim: int, feat_hw: tuple[int, int], fr
 
 
 # ---------------------------------------------------------------- memory attention vs Meta
+@pytest.mark.slow
 @pytest.mark.parametrize("batch,frames,pointers,image_size", [
     (1, 1, 0, 512), (3, 3, 4, 512), (1, 7, 16, 512), (3, 7, 16, 256), (3, 1, 16, 256), (1, 3, 0, 256)])
 def test_memory_attention_matches_meta(reference_512, batch: int, frames: int, pointers: int,
@@ -90,6 +91,7 @@ def test_memory_attention_matches_meta(reference_512, batch: int, frames: int, p
     assert diff <= TOL
 
 
+@pytest.mark.slow
 def test_memory_attention_matches_meta_at_1024() -> None:
     reference = oracle.build_reference("sam2.1_hiera_t", image_size=1024)
     ours = MemoryAttention(MemoryAttentionConfig()).eval()  # default feat_size (64, 64)
@@ -103,6 +105,7 @@ def test_memory_attention_matches_meta_at_1024() -> None:
     assert diff <= TOL
 
 
+@pytest.mark.slow
 def test_micro_config_matches_meta() -> None:
     """A 1-layer, d_model 64, 2-head version (for fast tests elsewhere) equals Meta's modules built the same way."""
     from sam2.modeling.memory_attention import MemoryAttention as MetaMA, MemoryAttentionLayer as MetaLayer
@@ -141,6 +144,7 @@ def test_memory_attention_rejects_bad_shapes() -> None:
 
 
 # ---------------------------------------------------------------- ONNX export with dynamic Ms and P
+@pytest.mark.slow
 def test_memory_attention_onnx_dynamic_memory_and_pointers(reference_512) -> None:
     import onnxruntime as ort
 
@@ -168,6 +172,7 @@ def test_memory_attention_onnx_dynamic_memory_and_pointers(reference_512) -> Non
 
 
 # ---------------------------------------------------------------- memory encoder vs Meta
+@pytest.mark.slow
 @pytest.mark.parametrize("batch,image_size", [(1, 512), (3, 512), (2, 256)])
 def test_memory_encoder_matches_meta(reference_512, batch: int, image_size: int) -> None:
     ours = MemoryEncoder(MemoryEncoderConfig()).eval()

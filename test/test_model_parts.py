@@ -13,7 +13,8 @@ from sam2_ros.model import build_sam2
 from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory
 from sam2_ros.tracking.state import Memory, ObjectState
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.slow  # compares against Meta's reference code (the oracle)
+
 TOL = 1e-4
 
 # (config, image size): 2.1 t/s/b+ at 512 (quick), t at 1024, and a 2.0 config (other pointer glue).

@@ -18,7 +18,6 @@ from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
-torch.set_num_threads(1)  # tiny ops: one thread is ~8x faster than two on a shared 2-core machine
 SIZE, FRAMES = 64, 2000
 
 

@@ -211,8 +211,6 @@ class Sam2Model(nn.Module):
 
     def add_no_memory(self, curr: torch.Tensor) -> torch.Tensor:
         """A frame with no memory yet (first prompted frame): curr [B, C, h, w] + the learned no-memory embedding."""
-        if not self.config.directly_add_no_mem_embed:
-            raise ValueError("this config attends to a no-memory token instead; not supported (no Meta config does)")
         return curr + self.no_mem_embed.reshape(1, -1, 1, 1)
 
     # ------------------------------------------------------------------ part 4: memory encoder

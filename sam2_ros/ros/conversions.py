@@ -86,7 +86,7 @@ def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarra
         raise ImageError(f"empty compressed image (format {msg.format!r})")
     try:
         image = PilImage.open(io.BytesIO(data), formats=COMPRESSED_FORMATS)
-    except Exception as err:
+    except Exception:  # PIL raises several types for data it cannot identify
         raise ImageError(f"not a PNG or JPEG image (format {msg.format!r})") from None
     width, height = image.size
     if width * height > max_pixels or width == 0 or height == 0:
@@ -133,16 +133,11 @@ def mask_to_image(mask: np.ndarray, header=None):
     return array_to_image(np.multiply(mask, 255, dtype=np.uint8), "mono8", header)
 
 
-def prompt_mask_to_bool(msg, height: int, width: int) -> np.ndarray | None:
-    """The optional mask of a Prompt (mono8/8UC1, non-zero = object) -> [H, W] bool; None when it is empty."""
-    if msg.height == 0 and msg.width == 0 and len(msg.data) == 0:
-        return None
+def prompt_mask_to_bool(msg) -> np.ndarray:
+    """The mask of a Prompt (mono8/8UC1, non-zero = object) -> [H, W] bool (the tracker checks its size)."""
     if msg.encoding not in ("mono8", "8UC1"):
         raise ImageError(f"prompt mask must be mono8, got {msg.encoding!r}")
-    arr = image_to_array(msg)[:, :, 0]
-    if arr.shape != (height, width):
-        raise ImageError(f"prompt mask is {arr.shape[1]}x{arr.shape[0]}, the image is {width}x{height}")
-    return arr != 0
+    return image_to_array(msg)[:, :, 0] != 0
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:

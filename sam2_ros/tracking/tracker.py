@@ -37,14 +37,8 @@ class StreamingTracker:
             raise ValueError(f"expected a Sam2Model or an InferenceBackend, got {type(model).__name__}")
         self.backend = model
         self.options = options or TrackerOptions()
-        cfg = model.config
-        if not cfg.directly_add_no_mem_embed:
-            raise ValueError("only configs with directly_add_no_mem_embed=True are supported")
-        self._stride = self.options.memory_stride or cfg.memory_temporal_stride_for_eval
-        if not isinstance(self._stride, int) or self._stride < 1:
-            raise ValueError(f"memory_temporal_stride_for_eval must be an int >= 1, got {self._stride!r}")
-        if not cfg.use_mask_input_as_output_without_sam:
-            raise ValueError("only configs that take a mask prompt as the output are supported")
+        # Both are checked where they are set (TrackerOptions, Sam2Config): an int >= 1.
+        self._stride = self.options.memory_stride or model.config.memory_temporal_stride_for_eval
         self._assembler = MemoryAssembler(model)
         self.reset()
 
