@@ -45,6 +45,7 @@ def main() -> int:
     from sensor_msgs.msg import Image
 
     from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
+    from sam2_ros.ros.prompts import stamp_ns
     from sam2_ros.srv import AddPrompt
     from sam2_ros.synthetic import SyntheticScene
 
@@ -67,7 +68,7 @@ def main() -> int:
     def recorder(topic):
         def record(msg):
             with lock:
-                arrivals[topic][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.monotonic()
+                arrivals[topic][stamp_ns(msg.header.stamp)] = time.monotonic()
         return record
 
     def on_diag(msg):

@@ -134,8 +134,9 @@ class Demo:
 
     def _on_masks(self, msg) -> None:
         from sam2_ros.ros.conversions import image_to_array
+        from sam2_ros.ros.prompts import stamp_ns
 
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header.stamp)
         with self.lock:
             if stamp not in self.sent:
                 return
@@ -176,12 +177,11 @@ class Demo:
 
 
 def _image(rgb: np.ndarray, stamp: int):
-    from sensor_msgs.msg import Image
+    from sam2_ros.ros.conversions import array_to_image
 
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3)
+    msg = array_to_image(rgb, "rgb8")
     msg.header.frame_id = "demo_camera_optical"
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    msg.data = rgb.tobytes()
     return msg
 
 

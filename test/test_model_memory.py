@@ -21,14 +21,9 @@ def reference_512() -> torch.nn.Module:
     return oracle.build_reference("sam2.1_hiera_t", image_size=512)
 
 
-def _subset(model: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
-    """The `prefix.*` entries of a Meta state dict, prefix removed (as build.py would hand them over)."""
-    return {k[len(prefix):]: v for k, v in model.state_dict().items() if k.startswith(prefix)}
-
-
 def _ours_attention(reference: torch.nn.Module, feat: int) -> MemoryAttention:
     ours = MemoryAttention(MemoryAttentionConfig(feat_size=(feat, feat))).eval()
-    ours.load_state_dict(_subset(reference, "memory_attention."), strict=True)
+    ours.load_state_dict(oracle.state_subset(reference, "memory_attention."), strict=True)
     return ours
 
 
@@ -95,7 +90,7 @@ def test_memory_attention_matches_meta(reference_512, batch: int, frames: int, p
 def test_memory_attention_matches_meta_at_1024() -> None:
     reference = oracle.build_reference("sam2.1_hiera_t", image_size=1024)
     ours = MemoryAttention(MemoryAttentionConfig()).eval()  # default feat_size (64, 64)
-    ours.load_state_dict(_subset(reference, "memory_attention."), strict=True)
+    ours.load_state_dict(oracle.state_subset(reference, "memory_attention."), strict=True)
     inputs = _attention_inputs(1, 1, 4, 64, seed=3)
     with torch.no_grad():
         got = ours(*inputs)
@@ -176,7 +171,7 @@ def test_memory_attention_onnx_dynamic_memory_and_pointers(reference_512) -> Non
 @pytest.mark.parametrize("batch,image_size", [(1, 512), (3, 512), (2, 256)])
 def test_memory_encoder_matches_meta(reference_512, batch: int, image_size: int) -> None:
     ours = MemoryEncoder(MemoryEncoderConfig()).eval()
-    ours.load_state_dict(_subset(reference_512, "memory_encoder."), strict=True)
+    ours.load_state_dict(oracle.state_subset(reference_512, "memory_encoder."), strict=True)
     gen = torch.Generator().manual_seed(batch)
     feat = image_size // 16
     pix_feat = torch.randn((batch, C, feat, feat), generator=gen)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import build_reference, save_meta_checkpoint
+from oracle import build_reference, max_abs, save_meta_checkpoint
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory
 from sam2_ros.tracking.state import Memory, ObjectState
@@ -21,11 +21,6 @@ TOL = 1e-4
 CASES = [("sam2.1_hiera_t", 512), ("sam2.1_hiera_s", 512), ("sam2.1_hiera_b+", 512),
          pytest.param(("sam2.1_hiera_t", 1024), marks=pytest.mark.slow), ("sam2_hiera_t", 512)]
 IDS = ["sam2.1_hiera_t@512", "sam2.1_hiera_s@512", "sam2.1_hiera_b+@512", "sam2.1_hiera_t@1024", "sam2_hiera_t@512"]
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item() if a.numel() else 0.0
 
 
 @pytest.fixture(scope="module", params=CASES, ids=IDS)
@@ -51,8 +46,8 @@ def _as_map(tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def test_encode_image(pair):
     config, size, ref, ours, feats, pos, sizes, (s0, s1, embed, embed_pos) = pair
     expected = [_as_map(f, s) for f, s in zip(feats, sizes)]
-    diffs = [max_diff(a, b) for a, b in zip((s0, s1, embed), expected)]
-    pos_diff = max_diff(embed_pos, _as_map(pos[-1], sizes[-1]))
+    diffs = [max_abs(a, b) for a, b in zip((s0, s1, embed), expected)]
+    pos_diff = max_abs(embed_pos, _as_map(pos[-1], sizes[-1]))
     print(f"{config}@{size} encode_image max|diff| s0 {diffs[0]:.2e} s1 {diffs[1]:.2e} embed {diffs[2]:.2e} "
           f"pos {pos_diff:.2e}")
     assert s0.shape == (1, 32, size // 4, size // 4) and embed.shape == (1, 256, size // 16, size // 16)
@@ -98,7 +93,7 @@ def test_decode(pair, kind):
         pairs = {"low_res_multimasks": got.low_res_multimasks, "ious": got.ious, "low_res_masks": got.low_res_masks,
                  "high_res_masks": got.high_res_masks, "obj_ptr": got.obj_ptr,
                  "object_score_logits": got.object_score_logits}
-        diffs = {k: max_diff(v, exp[k]) for k, v in pairs.items()}
+        diffs = {k: max_abs(v, exp[k]) for k, v in pairs.items()}
         print(f"{config}@{size} decode {kind} multimask={multimask} scores {exp['object_score_logits'].flatten().tolist()}"
               f" max|diff| " + " ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
         assert got.iou.shape == (b, 1) and got.ious.shape == (b, 3 if multimask else 1)
@@ -116,7 +111,7 @@ def test_mask_as_output(pair):
         exp = ref._use_mask_as_output(_as_map(feats[-1], sizes[-1]).expand(2, -1, -1, -1), ref_high, mask)
         got = ours.mask_as_output(embed.expand(2, -1, -1, -1), s0.expand(2, -1, -1, -1), s1.expand(2, -1, -1, -1),
                                   mask)
-    diffs = [max_diff(a, b) for a, b in zip((got.low_res_masks, got.high_res_masks, got.iou, got.obj_ptr,
+    diffs = [max_abs(a, b) for a, b in zip((got.low_res_masks, got.high_res_masks, got.iou, got.obj_ptr,
                                              got.object_score_logits), (exp[3], exp[4], exp[2], exp[5], exp[6]))]
     print(f"{config}@{size} mask_as_output max|diff| {[f'{d:.2e}' for d in diffs]}")
     assert max(diffs) <= TOL
@@ -167,7 +162,7 @@ def test_attend_memory(pair):
         with torch.no_grad():
             memory, memory_pos, ptr_tokens, ptr_pos = assembler.assemble(layout.rows(b))
             got = ours.attend_memory(curr, curr_pos, memory, memory_pos, ptr_tokens, ptr_pos)
-        diff = max_diff(got, exp)
+        diff = max_abs(got, exp)
         print(f"{config}@{size} attend_memory frame {frame_idx}: {len(layout.maskmems)} memories, "
               f"{ptr_tokens.shape[1]} pointer tokens, max|diff| {diff:.2e}")
         assert diff <= TOL
@@ -185,15 +180,15 @@ def test_encode_memory_and_no_memory(pair):
             exp_feat, exp_pos = ref._encode_new_memory(ref_feats, sizes[-1:], masks, scores, from_points)
             binarize = from_points and ours.config.binarize_mask_from_pts_for_mem_enc
             got_feat, got_pos = ours.encode_memory(pix, masks, scores, binarize)
-        diffs = (max_diff(got_feat, exp_feat), max_diff(got_pos, exp_pos[-1]))
+        diffs = (max_abs(got_feat, exp_feat), max_abs(got_pos, exp_pos[-1]))
         print(f"{config}@{size} encode_memory from_points={from_points} max|diff| feat {diffs[0]:.2e} "
               f"pos {diffs[1]:.2e}")
         assert max(diffs) <= TOL
     with torch.no_grad():
         exp = ref._prepare_memory_conditioned_features(0, True, feats[-1:], feats[-1:], sizes[-1:], {}, 1)
         got = ours.add_no_memory(embed)
-    print(f"{config}@{size} no-memory frame max|diff| {max_diff(got, exp):.2e}")
-    assert max_diff(got, exp) <= TOL
+    print(f"{config}@{size} no-memory frame max|diff| {max_abs(got, exp):.2e}")
+    assert max_abs(got, exp) <= TOL
 
 
 @pytest.mark.slow
@@ -207,6 +202,6 @@ def test_large_image_encoder_runs(tmp_path):
     with torch.no_grad():
         _, feats, pos, sizes = ref._prepare_backbone_features(ref.forward_image(image))
         got = ours.encode_image(image)
-    diffs = [max_diff(a, _as_map(f, s)) for a, f, s in zip(got[:3], feats, sizes)]
+    diffs = [max_abs(a, _as_map(f, s)) for a, f, s in zip(got[:3], feats, sizes)]
     print(f"sam2.1_hiera_l@512 encode_image max|diff| {[f'{d:.2e}' for d in diffs]}")
     assert max(diffs) <= TOL

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
+from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of, start_node
 from ros_util import rclpy_node, wait_for
 from sam2_ros.synthetic import SyntheticScene
 
@@ -36,11 +36,7 @@ def test_newest_frame_only(tmp_path):
             client = NodeClient(node, name="sam2_rate")
             client.wait_connected()
             client.publish_until_output(frames[0], BASE)
-            from geometry_msgs.msg import Point
-
-            from sam2_ros.msg import Prompt
-
-            prompt = Prompt(object_id=1, points=[Point(x=float(W // 2), y=float(H // 2))], labels=[1])
+            prompt = prompt_msg(1, points=[(W // 2, H // 2)], labels=[1])
             assert client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt)).success
             client.clear()
 
