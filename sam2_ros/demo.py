@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_ros.ros.domain import use_private_domain
+from sam2_ros.ros.client import spinning_node, use_private_domain
 from sam2_ros.synthetic import SyntheticScene, jaccard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,36 +57,22 @@ class Demo:
         self.first_output = threading.Event()
 
     def run(self) -> int:
-        import rclpy
         from geometry_msgs.msg import PointStamped
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         from sam2_ros.msg import ObjectMaskArray, Prompt
 
-        context = rclpy.Context()
-        rclpy.init(context=context, args=[])
-        node = rclpy.create_node("sam2_demo", context=context)
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        # Reliable, and the node told so: best-effort 640x480 frames between processes lose most of their UDP
-        # fragments with Fast DDS's defaults here (measured: 6 of 139 frames delivered, vs 116 of 139 reliable).
-        self.camera = node.create_publisher(Image, "/demo/camera/image", reliable)
-        self.click = node.create_publisher(PointStamped, "/sam2/click", reliable)
-        self.prompt = node.create_publisher(Prompt, "/sam2/prompt", reliable)
-        node.create_subscription(Image, "/sam2/overlay", self._on_overlay, reliable)
-        node.create_subscription(ObjectMaskArray, "/sam2/masks", self._on_masks, reliable)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        try:
+        with spinning_node("sam2_demo") as node:
+            reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            # Reliable, and the node told so: best-effort 640x480 frames between processes lose most of their UDP
+            # fragments with Fast DDS's defaults here (measured: 6 of 139 frames delivered, vs 116 of 139 reliable).
+            self.camera = node.create_publisher(Image, "/demo/camera/image", reliable)
+            self.click = node.create_publisher(PointStamped, "/sam2/click", reliable)
+            self.prompt = node.create_publisher(Prompt, "/sam2/prompt", reliable)
+            node.create_subscription(Image, "/sam2/overlay", self._on_overlay, reliable)
+            node.create_subscription(ObjectMaskArray, "/sam2/masks", self._on_masks, reliable)
             return self._play(node)
-        finally:
-            executor.shutdown()
-            spinner.join(5)
-            node.destroy_node()
-            rclpy.shutdown(context=context)
 
     def _play(self, node) -> int:
         from geometry_msgs.msg import Point, PointStamped

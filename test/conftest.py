@@ -29,7 +29,7 @@ def _one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def ros_domain() -> Iterator[str]:
     """Localhost-only discovery in a DDS domain of this pytest process; the environment is restored at the end."""
-    from sam2_ros.ros.domain import use_private_domain
+    from sam2_ros.ros.client import use_private_domain
 
     names = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "RMW_IMPLEMENTATION")
     saved = {name: os.environ.get(name) for name in names}
@@ -65,10 +65,10 @@ def node_proc(node_params, tmp_path_factory):
 def client(node_proc, node_params):
     """An rclpy node in this process with publishers/recorders for the module's node process, once it is connected."""
     from fixtures.node_harness import NodeClient
-    from ros_util import rclpy_node
+    from sam2_ros.ros.client import spinning_node
 
     name = node_params.get("name", "sam2")
-    with rclpy_node(f"{name}_client") as node:
+    with spinning_node(f"{name}_client") as node:
         c = NodeClient(node, name=name)
         c.wait_connected()
         yield c

@@ -4,11 +4,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,28 +45,6 @@ class Proc:
                 self.popen.wait()
         self._log.close()
         return self.popen.returncode
-
-
-@contextmanager
-def rclpy_node(name: str) -> Iterator[object]:
-    """An rclpy node in this test process, spun by a background executor thread."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node(name, context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        yield node
-    finally:
-        executor.shutdown()
-        thread.join(5)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, period: float = 0.02) -> bool:

@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from ros_util import Proc, rclpy_node, wait_for
+from ros_util import Proc, wait_for
+from sam2_ros.ros.client import spinning_node
 
 pytestmark = pytest.mark.ros
 
@@ -70,7 +71,7 @@ def test_message_round_trip(echo, index):
     msg_type = type(sent)
     received = []
     got = threading.Event()
-    with rclpy_node(f"client_{index}") as node:
+    with spinning_node(f"client_{index}") as node:
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(msg_type, f"out/{msg_type.__name__}", lambda m: (received.append(m), got.set()), qos)
         pub = node.create_publisher(msg_type, f"in/{msg_type.__name__}", qos)
@@ -96,7 +97,7 @@ def test_add_prompt_service_round_trip(echo):
     from sam2_ros.srv import AddPrompt
 
     prompt = make_messages()[0]
-    with rclpy_node("client_add") as node:
+    with spinning_node("client_add") as node:
         response = _call(node, AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt))
     assert response.success is True
     assert deserialize_message(base64.b64decode(response.message), AddPrompt.Request).prompt == prompt
@@ -111,7 +112,7 @@ def test_remove_object_service_round_trip(echo, object_id):
     from rclpy.serialization import deserialize_message
     from sam2_ros.srv import RemoveObject
 
-    with rclpy_node(f"client_remove_{object_id}") as node:
+    with spinning_node(f"client_remove_{object_id}") as node:
         response = _call(node, RemoveObject, "remove_object", RemoveObject.Request(object_id=object_id))
     assert response.success is (object_id % 2 == 0)
     assert deserialize_message(base64.b64decode(response.message), RemoveObject.Request).object_id == object_id

@@ -10,7 +10,8 @@ import pytest
 
 from fixtures.checkpoint import write_checkpoint
 from fixtures.node_harness import NodeClient, prompt_msg, stamp_of, start_node
-from ros_util import rclpy_node, wait_for
+from ros_util import wait_for
+from sam2_ros.ros.client import spinning_node
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -46,7 +47,7 @@ def test_compressed_frames_are_tracked_and_bad_ones_dropped(tmp_path):
 
     proc = start_node(tmp_path, checkpoint=str(write_checkpoint(tmp_path / "weights.pt")), use_compressed=True)
     try:
-        with rclpy_node("compressed_client") as node:
+        with spinning_node("compressed_client") as node:
             client = NodeClient(node)
             pub = node.create_publisher(CompressedImage, "/image/compressed", qos_profile_sensor_data)
             assert wait_for(lambda: pub.get_subscription_count() > 0, 30), "node does not subscribe image/compressed"

@@ -23,7 +23,7 @@ from sam2_ros.tracking.prompts import check_object_id, check_stamp, parse_prompt
 from sam2_ros.tracking.state import Frame, Memory, ObjectState, Prompt, Stamp, TrackerOptions, TrackResult, tensor_bytes
 
 logger = logging.getLogger(__name__)
-_PREV_LOGIT_CLAMP = 32.0  # previous mask logits fed back with a correction are clamped (as Meta does)
+PREV_LOGIT_CLAMP = 32.0  # previous mask logits fed back with a correction are clamped (as Meta does)
 
 
 class StreamingTracker:
@@ -221,7 +221,7 @@ class StreamingTracker:
                 pix = self._attend(frame, self._image_pos, [self._layout(obj, k)])
             mask_input = None
             if previous is not None and previous.low_res is not None:
-                mask_input = previous.low_res.clamp(-_PREV_LOGIT_CLAMP, _PREV_LOGIT_CLAMP)[None]
+                mask_input = previous.low_res.clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)[None]
             out = self.backend.decode(pix, frame.feat_s0, frame.feat_s1, coords[None].to(self.backend.device),
                                       labels[None].to(self.backend.device), mask_input,
                                       cfg.use_multimask(is_cond, int(labels.shape[0])))

@@ -18,10 +18,9 @@ from sam2_ros.model.mask_decoder import pick_per_batch
 from sam2_ros.model.sam2 import NO_OBJ_SCORE, Sam2Model
 from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory, trim
 from sam2_ros.tracking.state import Memory, ObjectState
+from sam2_ros.tracking.tracker import PREV_LOGIT_CLAMP
 from sam2_ros.training.losses import LossTerms, LossWeights, sam2_loss
 from sam2_ros.training.prompts import corrective_click, initial_prompt
-
-_PREV_LOGIT_CLAMP = 32.0  # previous logits fed back with a correction are clamped (as the tracker does)
 
 
 @dataclass
@@ -115,7 +114,7 @@ def unroll(model: Sam2Model, images: torch.Tensor, targets: torch.Tensor, gen: t
         pred = _upsample(out.low_res.detach(), size)[:, 0] > 0
         xy, lab = corrective_click(pred, gt0, gen)
         coords, labels = torch.cat([coords, xy], dim=1), torch.cat([labels, lab], dim=1)
-        mask_input = out.low_res.detach().clamp(-_PREV_LOGIT_CLAMP, _PREV_LOGIT_CLAMP)
+        mask_input = out.low_res.detach().clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)
         out = decode_for_training(model, pix0, s0, s1, coords, labels, mask_input,
                                   cfg.use_multimask(True, coords.shape[1]))
         losses.append(_frame_loss(out, soft[:, 0], loss_size, weights))
