@@ -77,10 +77,8 @@ MAX_COMPRESSED_PIXELS = 40_000_000  # refused before decoding: a tiny PNG can cl
 
 def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarray:
     """CompressedImage (JPEG or PNG, 8- or 16-bit) -> [H, W, 3] uint8 RGB; the header is checked before decoding."""
-    try:
-        from PIL import Image as PilImage
-    except ImportError as err:  # optional: only image/compressed needs it
-        raise ImageError("image/compressed needs Pillow (pip install pillow)") from err
+    from PIL import Image as PilImage  # a dependency (package.xml python3-pil, requirements/ros.txt)
+
     data = bytes(msg.data)
     if not data:
         raise ImageError(f"empty compressed image (format {msg.format!r})")
@@ -166,14 +164,13 @@ def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0) -> 
     iou = np.clip(np.asarray(result.iou, dtype=np.float32).reshape(-1), 0.0, 1.0)
     presence = np.clip(np.asarray(result.presence, dtype=np.float32).reshape(-1), 0.0, 1.0)
     ids = [int(i) for i in result.object_ids]
-    given = getattr(result, "masks", None)
-    if mask_threshold == 0.0 and given is not None and np.shape(given) == logits.shape:
-        masks = np.array(given, dtype=bool, copy=True)  # the tracker's own logits > 0
+    if mask_threshold == 0.0:
+        masks = np.array(result.masks, dtype=bool, copy=True)  # the tracker's own logits > 0
     else:
         masks = logits > mask_threshold
     if len(ids):
         masks[iou < min_iou] = False
-    height, width = logits.shape[1:] if logits.ndim == 3 else (0, 0)
+    height, width = logits.shape[1:]
     dtype = np.uint8 if not ids or max(ids) <= 255 else np.uint16
     label = np.zeros((height, width), dtype)
     seen = np.zeros((height, width), bool)
