@@ -21,10 +21,12 @@ $(STAMP): $(SETUP_INPUTS)
 	@touch $(STAMP)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest test
 
-# The quick subset (no ROS process tests, no colcon build).
+# The quick subset for the edit loop (< 2 minutes): no ROS process tests, oracle-equivalence, training or colcon build.
 test-fast: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest test -m "not slow"
 
 demo: setup

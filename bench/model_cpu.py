@@ -22,6 +22,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "test")]
 
 from oracle import build_reference  # noqa: E402
 from sam2_ros.model import Sam2Model, get_config  # noqa: E402
+from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory  # noqa: E402
+from sam2_ros.tracking.state import Memory, ObjectState  # noqa: E402
 
 
 def _paired_medians(fn_ours, fn_ref, runs: int) -> tuple[float, float]:
@@ -35,6 +37,11 @@ def _paired_medians(fn_ours, fn_ref, runs: int) -> tuple[float, float]:
             fn()
             times.append(time.perf_counter() - start)
     return statistics.median(ours), statistics.median(ref)
+
+
+def _memory(frame: dict) -> Memory:
+    """One of Meta's per-frame outputs ([1, ...] tensors) as a memory-bank entry."""
+    return Memory(frame["obj_ptr"], torch.zeros(1, 1), frame["maskmem_features"], None, None)
 
 
 def _as_map(tokens: torch.Tensor, h: int) -> torch.Tensor:
@@ -66,13 +73,13 @@ def bench(config: str, size: int, runs: int) -> list[tuple[str, float, float]]:
         output_dict = {"cond_frame_outputs": {0: frames[0]},
                        "non_cond_frame_outputs": {t: frames[t] for t in range(1, 31)}}
         curr_tokens, pos_tokens = embed.flatten(2).permute(2, 0, 1), pos.flatten(2).permute(2, 0, 1)
-        mem = [(frames[0]["maskmem_features"], frames[0]["maskmem_pos_enc"][0], 0)]
-        mem += [(frames[31 - k]["maskmem_features"], frames[31 - k]["maskmem_pos_enc"][0], 7 - k) for k in range(6, 0, -1)]
-        ptrs = torch.stack([frames[0]["obj_ptr"]] + [frames[31 - k]["obj_ptr"] for k in range(1, 16)], dim=1)
-        rel = [31] + list(range(1, 16))
+        # The tracker's selection and assembly over the same memories (one sine position map for every frame).
+        bank = ObjectState(1, cond={0: _memory(frames[0])}, recent={t: _memory(frames[t]) for t in range(1, 31)})
+        assembler = MemoryAssembler(ours)
+        assembler.set_maskmem_pos(frames[0]["maskmem_pos_enc"][0])
 
         def ours_memory():
-            parts = ours.assemble_memory(mem, ptrs, rel, 15)
+            parts = assembler.assemble(select_memory(bank, 31, ours.config).rows(1))
             return ours.attend_memory(embed, pos, *parts)
 
         rows.append(("memory attention (7 memories, 16 pointers)", *_paired_medians(

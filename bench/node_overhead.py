@@ -9,9 +9,9 @@ own stage timings from /diagnostics (convert_ms, publish_ms, inference_ms), plus
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -32,19 +32,20 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 101))
+    from sam2_ros.ros.client import spinning_node, use_private_domain
+
+    use_private_domain()
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Point
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
     from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
+    from sam2_ros.ros.conversions import array_to_image
+    from sam2_ros.ros.prompts import stamp_ns
     from sam2_ros.srv import AddPrompt
     from sam2_ros.synthetic import SyntheticScene
 
@@ -56,9 +57,8 @@ def main() -> int:
                                  stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
     scene = SyntheticScene(480, 640, num_objects=3, seed=1)
     frames = [scene.frame(i) for i in range(30)]
-    context = rclpy.Context()
-    rclpy.init(context=context, args=[])
-    node = rclpy.create_node("node_overhead_bench", context=context)
+    stack = contextlib.ExitStack()
+    node = stack.enter_context(spinning_node("node_overhead_bench"))
     lock = threading.Lock()
     sent: dict[int, float] = {}
     arrivals: dict[str, dict[int, float]] = {t: {} for t in ("masks", "confidence", "label_image", "overlay")}
@@ -67,7 +67,7 @@ def main() -> int:
     def recorder(topic):
         def record(msg):
             with lock:
-                arrivals[topic][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.monotonic()
+                arrivals[topic][stamp_ns(msg.header.stamp)] = time.monotonic()
         return record
 
     def on_diag(msg):
@@ -82,17 +82,11 @@ def main() -> int:
                        ("overlay", Image)):
         node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
 
     def image(k: int):
-        rgb = frames[k % len(frames)].rgb
-        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
+        msg = array_to_image(frames[k % len(frames)].rgb, "rgb8")
         stamp = 1_000_000_000 + k * 50_000_000
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        msg.data = rgb.tobytes()
         return stamp, msg
 
     try:
@@ -129,10 +123,7 @@ def main() -> int:
             time.sleep(max(0.0, 1.0 / args.fps - (time.monotonic() - sent[stamp])))
         time.sleep(2.5)
     finally:
-        executor.shutdown()
-        spinner.join(5)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        stack.close()
         node_proc.send_signal(signal.SIGINT)
         node_proc.wait(30)
         log.close()

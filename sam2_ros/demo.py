@@ -9,36 +9,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from sam2_ros.ros.client import spinning_node, use_private_domain
 from sam2_ros.synthetic import SyntheticScene, jaccard
 
 ROOT = Path(__file__).resolve().parents[1]
 # models/sam2_micro.pt ships with the repository (trained here, see models/MODEL_CARD.md); Meta's files can be added.
 CHECKPOINT_NAMES = {"sam2_micro": "sam2_micro.pt", "sam2.1_hiera_t": "sam2.1_hiera_tiny.pt", "sam2.1_hiera_s": "sam2.1_hiera_small.pt",
                     "sam2.1_hiera_b+": "sam2.1_hiera_base_plus.pt", "sam2.1_hiera_l": "sam2.1_hiera_large.pt"}
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Minimal PNG writer (8-bit RGB, zlib), so the demo needs no imaging library."""
-    h, w = rgb.shape[:2]
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), np.ascontiguousarray(rgb, np.uint8).reshape(h, w * 3)], axis=1)
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
-                     chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
 def find_checkpoint(config: str) -> str | None:
@@ -71,36 +57,22 @@ class Demo:
         self.first_output = threading.Event()
 
     def run(self) -> int:
-        import rclpy
         from geometry_msgs.msg import PointStamped
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         from sam2_ros.msg import ObjectMaskArray, Prompt
 
-        context = rclpy.Context()
-        rclpy.init(context=context, args=[])
-        node = rclpy.create_node("sam2_demo", context=context)
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        # Reliable, and the node told so: best-effort 640x480 frames between processes lose most of their UDP
-        # fragments with Fast DDS's defaults here (measured: 6 of 139 frames delivered, vs 116 of 139 reliable).
-        self.camera = node.create_publisher(Image, "/demo/camera/image", reliable)
-        self.click = node.create_publisher(PointStamped, "/sam2/click", reliable)
-        self.prompt = node.create_publisher(Prompt, "/sam2/prompt", reliable)
-        node.create_subscription(Image, "/sam2/overlay", self._on_overlay, reliable)
-        node.create_subscription(ObjectMaskArray, "/sam2/masks", self._on_masks, reliable)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        try:
+        with spinning_node("sam2_demo") as node:
+            reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            # Reliable, and the node told so: best-effort 640x480 frames between processes lose most of their UDP
+            # fragments with Fast DDS's defaults here (measured: 6 of 139 frames delivered, vs 116 of 139 reliable).
+            self.camera = node.create_publisher(Image, "/demo/camera/image", reliable)
+            self.click = node.create_publisher(PointStamped, "/sam2/click", reliable)
+            self.prompt = node.create_publisher(Prompt, "/sam2/prompt", reliable)
+            node.create_subscription(Image, "/sam2/overlay", self._on_overlay, reliable)
+            node.create_subscription(ObjectMaskArray, "/sam2/masks", self._on_masks, reliable)
             return self._play(node)
-        finally:
-            executor.shutdown()
-            spinner.join(5)
-            node.destroy_node()
-            rclpy.shutdown(context=context)
 
     def _play(self, node) -> int:
         from geometry_msgs.msg import Point, PointStamped
@@ -148,8 +120,9 @@ class Demo:
 
     def _on_masks(self, msg) -> None:
         from sam2_ros.ros.conversions import image_to_array
+        from sam2_ros.ros.prompts import stamp_ns
 
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header.stamp)
         with self.lock:
             if stamp not in self.sent:
                 return
@@ -166,10 +139,12 @@ class Demo:
                 self.scores[object_id].append(jaccard(found[object_id], truth[self.targets[object_id]]))
 
     def _on_overlay(self, msg) -> None:
+        from PIL import Image as PilImage
+
         from sam2_ros.ros.conversions import image_to_array
 
         if self.saved < self.args.max_frames:
-            write_png(self.out / f"overlay_{self.saved:04d}.png", image_to_array(msg))
+            PilImage.fromarray(image_to_array(msg)).save(self.out / f"overlay_{self.saved:04d}.png")
             self.saved += 1
 
     def summary(self, weights: str) -> str:
@@ -188,12 +163,11 @@ class Demo:
 
 
 def _image(rgb: np.ndarray, stamp: int):
-    from sensor_msgs.msg import Image
+    from sam2_ros.ros.conversions import array_to_image
 
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3)
+    msg = array_to_image(rgb, "rgb8")
     msg.header.frame_id = "demo_camera_optical"
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    msg.data = rgb.tobytes()
     return msg
 
 
@@ -232,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                  "The pipeline works end to end, but the masks are meaningless and J is near chance.",
                  f"Put Meta's {CHECKPOINT_NAMES.get(args.model_config, args.model_config + '.pt')} into "
                  f"{ROOT / 'models'} or pass --checkpoint / set SAM2_CHECKPOINT."])
-    # A private DDS domain on localhost, shared only with our own node process.
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 101))
+    use_private_domain()  # shared only with our own node process
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])))
     node_args = [sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",

@@ -14,16 +14,22 @@ from pathlib import Path
 
 import torch
 
-from oracle import build_reference, save_meta_checkpoint
+from oracle import build_reference, max_abs, save_meta_checkpoint
 
 CONFIG = "sam2.1_hiera_t"
-_ROOT = Path(tempfile.mkdtemp(prefix="sam2_ros_backend_tests_"))
-atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _root() -> Path:
+    """This pytest process's temporary folder, made on first use (importing this module creates nothing)."""
+    root = Path(tempfile.mkdtemp(prefix="sam2_ros_backend_tests_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
 
 
 def scratch_dir(name: str) -> Path:
     """A fresh directory under this process's temporary root."""
-    path = Path(tempfile.mkdtemp(prefix=name + "_", dir=_ROOT))
+    path = Path(tempfile.mkdtemp(prefix=name + "_", dir=_root()))
     return path
 
 
@@ -31,7 +37,7 @@ def scratch_dir(name: str) -> Path:
 def tiny_checkpoint(image_size: int = 256) -> Path:
     """Meta-format checkpoint of the tiny config with present objects and large logits (see module doc)."""
     ref = build_reference(CONFIG, image_size=image_size)
-    path = save_meta_checkpoint(ref, _ROOT / f"tiny{image_size}.pt")
+    path = save_meta_checkpoint(ref, _root() / f"tiny{image_size}.pt")
     blob = torch.load(path, weights_only=True)
     state = blob["model"]
     state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"] += 4.0
@@ -49,15 +55,8 @@ def tiny_export(image_size: int = 256) -> tuple[Path, Path]:
 
     ckpt = tiny_checkpoint(image_size)
     model = build_sam2(CONFIG, checkpoint=ckpt, image_size=image_size)
-    root = _ROOT / f"cache{image_size}"
+    root = _root() / f"cache{image_size}"
     return root, ensure_export(model, weights_hash(ckpt), root)
-
-
-def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a - b| (0 for empty tensors); shapes must agree."""
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item() if a.numel() else 0.0
 
 
 def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -58,6 +58,18 @@ def build_reference(config: str, image_size: int | None = None, video: bool = Tr
     return model.eval()
 
 
+def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| (0 for empty tensors); shapes must agree."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return (a.float() - b.float()).abs().max().item() if a.numel() else 0.0
+
+
+def state_subset(model: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """The `prefix.*` entries of a model's state dict, prefix removed: a submodule's weights (as build.py loads them)."""
+    return {k[len(prefix):]: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+
+
 def save_meta_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     """Write `{"model": state_dict}` exactly as Meta's released .pt files are laid out."""
     path = Path(path)

@@ -2,30 +2,20 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
-import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_PYTHON = Path(sys.executable)
-
-# One DDS domain per pytest process, so concurrent test runs on this machine never hear each other.
-DOMAIN_ID = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = DOMAIN_ID
-os.environ.pop("RMW_IMPLEMENTATION", None)
 
 
 def ros_env(**extra: str) -> dict[str, str]:
-    """Environment for a child ROS process: localhost discovery, this test run's domain, sources importable."""
+    """Environment for a child ROS process: localhost discovery, this test run's domain (conftest's ros_domain),
+    sources importable."""
     env = dict(os.environ)
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=DOMAIN_ID, PYTHONUNBUFFERED="1")
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     env.update(extra)
     return env
@@ -55,28 +45,6 @@ class Proc:
                 self.popen.wait()
         self._log.close()
         return self.popen.returncode
-
-
-@contextmanager
-def rclpy_node(name: str) -> Iterator[object]:
-    """An rclpy node in this test process, spun by a background executor thread."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node(name, context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        yield node
-    finally:
-        executor.shutdown()
-        thread.join(5)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, period: float = 0.02) -> bool:

@@ -179,10 +179,52 @@ def test_prompt_mask():
     mask = np.zeros((4, 6), np.uint8)
     mask[1:3, 2:5] = 7
     msg = conv.array_to_image(mask, "mono8")
-    np.testing.assert_array_equal(conv.prompt_mask_to_bool(msg, 4, 6), mask > 0)
-    assert conv.prompt_mask_to_bool(Image(), 4, 6) is None
-    with pytest.raises(conv.ImageError, match="image is 7x4"):
-        conv.prompt_mask_to_bool(msg, 4, 7)
+    np.testing.assert_array_equal(conv.prompt_mask_to_bool(msg), mask > 0)
+    with pytest.raises(conv.ImageError, match="must be mono8"):
+        conv.prompt_mask_to_bool(conv.array_to_image(np.zeros((4, 6, 3), np.uint8), "rgb8"))
+    with pytest.raises(conv.ImageError, match="empty image"):
+        conv.prompt_mask_to_bool(Image(encoding="mono8"))
+
+
+def _prompt_spec(**fields):
+    """A Prompt message as a subscriber gets it (real serialization) -> the node's PromptSpec."""
+    from sam2_ros.msg import Prompt
+    from sam2_ros.ros.prompts import from_prompt_msg
+
+    msg = Prompt(**fields)
+    return from_prompt_msg(deserialize_message(serialize_message(msg), Prompt))
+
+
+def test_prompt_args_keep_only_the_node_checks():
+    """The node checks object ids (label images), its object budget and the mask message; the prompt itself goes to
+    the tracker's validator, and a mask with points is refused before the mask is decoded, in the validator's words."""
+    from geometry_msgs.msg import Point
+
+    from sam2_ros.ros.prompts import PromptError, prompt_args
+    from sam2_ros.tracking.prompts import check_combination, check_prompt
+
+    click = dict(points=[Point(x=5.0, y=6.0)], labels=[1])
+    args = prompt_args(_prompt_spec(object_id=3, **click), known_ids=set(), max_objects=1)
+    assert (args.object_id, args.points.tolist(), args.labels.tolist(), args.box, args.mask) == (3, [[5, 6]], [1],
+                                                                                                 None, None)
+    nan_click = prompt_args(_prompt_spec(object_id=3, points=[Point(x=float("nan"), y=6.0)], labels=[1]), set(), 1)
+    with pytest.raises(ValueError, match="NaN"):  # passed on unchanged: the tracker's validator refuses it
+        check_prompt(nan_click.points, nan_click.labels, nan_click.box, nan_click.mask, (8, 8))
+    with pytest.raises(PromptError, match="object_id must be in 1..65535"):
+        prompt_args(_prompt_spec(object_id=70000, **click), set(), 4)
+    with pytest.raises(PromptError, match="already tracking max_objects=1"):
+        prompt_args(_prompt_spec(object_id=2, **click), {1}, 1)
+    assert prompt_args(_prompt_spec(object_id=1, **click), {1}, 1).object_id == 1  # a known object may be refined
+    undecodable = conv.array_to_image(np.zeros((4, 6, 3), np.uint8), "rgb8")
+    with pytest.raises(ValueError) as err:
+        prompt_args(_prompt_spec(object_id=3, mask=undecodable, **click), set(), 4)
+    with pytest.raises(ValueError) as expected:
+        check_combination([[5.0, 6.0]], [1], None, np.zeros((4, 6), bool))
+    assert str(err.value) == str(expected.value)
+    with pytest.raises(PromptError, match="mask: prompt mask must be mono8"):
+        prompt_args(_prompt_spec(object_id=3, mask=undecodable), set(), 4)
+    with pytest.raises(ValueError, match="empty prompt"):
+        prompt_args(_prompt_spec(object_id=3), set(), 4)
 
 
 def test_mask_box():

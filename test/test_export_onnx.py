@@ -22,7 +22,6 @@ from sam2_ros.export.onnx_export import read_metadata, verify_export
 from sam2_ros.export.parts import PART_SPECS, PartModule, example_inputs
 from sam2_ros.model import build_sam2, weights_hash
 
-torch.set_num_threads(2)
 MASK_TOL, FEAT_TOL = 1e-3, 1e-4
 MASK_OUTPUTS = {"low_res_masks", "high_res_masks", "low_res_multimasks"}
 # (objects, points, memory frames, pointer tokens): single object, several objects, many points/memories, no pointers.

@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from ros_util import Proc, rclpy_node, wait_for
+from ros_util import Proc, wait_for
+from sam2_ros.ros.client import spinning_node
 
 pytestmark = pytest.mark.ros
 
@@ -77,7 +78,7 @@ def test_message_round_trip(echo, index):
     msg_type = type(sent)
     received = []
     got = threading.Event()
-    with rclpy_node(f"client_{index}") as node:
+    with spinning_node(f"client_{index}") as node:
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(msg_type, f"out/{msg_type.__name__}", lambda m: (received.append(m), got.set()), qos)
         pub = node.create_publisher(msg_type, f"in/{msg_type.__name__}", qos)
@@ -103,7 +104,7 @@ def test_add_prompt_service_round_trip(echo):
     from sam2_ros.srv import AddPrompt
 
     prompt = make_messages()[0]
-    with rclpy_node("client_add") as node:
+    with spinning_node("client_add") as node:
         response = _call(node, AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt))
     assert response.success is True
     assert deserialize_message(base64.b64decode(response.message), AddPrompt.Request).prompt == prompt
@@ -119,7 +120,7 @@ def test_remove_object_service_round_trip(echo, object_id):
     from rclpy.serialization import deserialize_message
     from sam2_ros.srv import RemoveObject
 
-    with rclpy_node(f"client_remove_{object_id}") as node:
+    with spinning_node(f"client_remove_{object_id}") as node:
         response = _call(node, RemoveObject, "remove_object", RemoveObject.Request(object_id=object_id))
     assert response.success is (object_id % 2 == 0)
     assert deserialize_message(base64.b64decode(response.message), RemoveObject.Request).object_id == object_id
@@ -129,7 +130,7 @@ def test_select_candidate_service_round_trip(echo):
     from rclpy.serialization import deserialize_message
     from sam2_ros.srv import SelectCandidate
 
-    with rclpy_node("client_select") as node:
+    with spinning_node("client_select") as node:
         response = _call(node, SelectCandidate, "select_candidate", SelectCandidate.Request(object_id=6, index=2))
     request = deserialize_message(base64.b64decode(response.message), SelectCandidate.Request)
     assert (request.object_id, request.index) == (6, 2) and response.success is True
@@ -142,7 +143,7 @@ def test_segment_everything_service_round_trip(echo):
 
     sent = SegmentEverything.Request(points_per_side=16, min_iou=0.75, min_stability=0.875, min_area=25,
                                      max_objects=9, track=True)
-    with rclpy_node("client_everything") as node:
+    with spinning_node("client_everything") as node:
         response = _call(node, SegmentEverything, "segment_everything", sent)
     assert deserialize_message(base64.b64decode(response.message), SegmentEverything.Request) == sent
     assert [o.object_id for o in response.masks.objects] == list(range(1, 10))

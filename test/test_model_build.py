@@ -1,6 +1,7 @@
 """build_sam2, configs and strict checkpoint loading: Meta's checkpoints load key for key; anything else is refused."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 
@@ -12,8 +13,8 @@ from fixtures.checkpoint import PickledCall
 from oracle import build_reference, save_meta_checkpoint
 from sam2_ros.model import CONFIGS, Sam2Model, build_sam2, get_config, load_checkpoint, postprocess_masks, preprocess
 from sam2_ros.model.checkpoint import check_state_dict, weights_hash
+from sam2_ros.tracking.memory_bank import Layout, MemoryAssembler
 
-torch.set_num_threads(2)
 
 # Total parameters from the sizes table of docs (sam2.1; measured on Meta's models), in millions.
 PARAMS_M = {"sam2.1_hiera_t": 38.96, "sam2.1_hiera_s": 46.06, "sam2.1_hiera_b+": 80.85, "sam2.1_hiera_l": 224.45}
@@ -86,6 +87,7 @@ def test_checkpoint_with_pickled_object_is_refused(micro_ckpt, tmp_path):
         load_checkpoint(model, tmp_path / "junk.pt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", META_NAMES)
 def test_meta_checkpoint_loads_for_every_config(name, tmp_path):
     ref = build_reference(name)
@@ -126,6 +128,25 @@ def test_build_without_checkpoint_warns_and_sizes(caplog):
     assert get_config("sam2.1_hiera_t", 512).memory_attention.feat_size == (32, 32)
 
 
+@pytest.mark.parametrize("field, value", [
+    ("max_cond_frames_in_attn", 2), ("non_overlap_masks_for_mem_enc", True), ("fill_hole_area", 8),
+    ("directly_add_no_mem_embed", False), ("use_mask_input_as_output_without_sam", False),
+    ("memory_temporal_stride_for_eval", 0)])
+def test_settings_not_implemented_are_refused(field, value):
+    """A Meta setting this implementation does not have is a clear error, never silently ignored."""
+    config = get_config("sam2.1_hiera_t")
+    with pytest.raises(ValueError, match=field) as err:
+        dataclasses.replace(config, **{field: value})
+    print(err.value)
+    assert dataclasses.replace(config, **{field: getattr(config, field)}) == config  # the implemented value builds
+
+
+def test_stochastic_depth_is_refused():
+    trunk = get_config("sam2.1_hiera_t").image_encoder.trunk
+    with pytest.raises(ValueError, match="drop_path_rate=0.1 is not implemented"):
+        dataclasses.replace(trunk, drop_path_rate=0.1)
+
+
 @pytest.mark.parametrize("size", [256, 320])
 def test_micro_parts_shapes(size):
     """All four parts on the micro config, at its own size and a non-power-of-two multiple of 32."""
@@ -142,8 +163,10 @@ def test_micro_parts_shapes(size):
         assert out.obj_ptr.shape == (1, c) and out.iou.shape == (1, 1) and out.object_score_logits.shape == (1, 1)
         feat, mpos = model.encode_memory(embed, out.high_res_masks, out.object_score_logits, binarize=True)
         assert feat.shape == mpos.shape == (1, d, h, h)
-        memory, memory_pos, ptrs, ptr_pos = model.assemble_memory(
-            [(feat, mpos, 0), (feat, mpos, 6)], torch.stack([out.obj_ptr] * 3, dim=1), [2, 1, -1], 15)
+        assembler = MemoryAssembler(model)
+        assembler.set_maskmem_pos(mpos)
+        memory, memory_pos, ptrs, ptr_pos = assembler.assemble([Layout([feat[0], feat[0]], [0, 6],
+                                                                       [out.obj_ptr[0]] * 3, [2, 1, -1])])
         assert memory.shape == (1, 2 * h * h, d) and ptrs.shape == ptr_pos.shape == (1, 3 * c // d, d)
         # A pointer wider than the memory is split into C/D consecutive tokens that share its position.
         assert torch.equal(ptrs[0, :2].flatten(), out.obj_ptr[0]) and torch.equal(ptr_pos[0, 0], ptr_pos[0, 1])
@@ -153,6 +176,7 @@ def test_micro_parts_shapes(size):
         assert logits.shape == (1, 1, 120, 160)
 
 
+@pytest.mark.slow
 def test_preprocess_matches_meta_frame_loading(tmp_path):
     """Our torch-only resize + normalisation vs Meta's JPEG-folder loader (PIL resize, /255, ImageNet mean/std)."""
     from PIL import Image

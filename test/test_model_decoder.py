@@ -4,33 +4,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import build_reference, perturb_
+from oracle import build_reference, max_abs, perturb_, state_subset
 from sam2_ros.model.mask_decoder import MaskDecoder, MaskDecoderConfig, stability_score
 from sam2_ros.model.prompt_encoder import PromptEncoder
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.slow  # compares against Meta's reference code (the oracle)
+
 TOL = 1e-4
 C = 256
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item() if a.numel() else 0.0
-
-
-def subset(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def ours_from_reference(ref: torch.nn.Module, image_size: int,
                         config: MaskDecoderConfig | None = None) -> tuple[PromptEncoder, MaskDecoder]:
     """Our prompt encoder and decoder, loaded strictly from the reference model's checkpoint keys."""
-    state = ref.state_dict()
     emb = image_size // 16
     pe = PromptEncoder(C, (emb, emb), (image_size, image_size), mask_in_chans=16)
-    pe.load_state_dict(subset(state, "sam_prompt_encoder."), strict=True)
+    pe.load_state_dict(state_subset(ref, "sam_prompt_encoder."), strict=True)
     dec = MaskDecoder(config or MaskDecoderConfig())
-    dec.load_state_dict(subset(state, "sam_mask_decoder."), strict=True)
+    dec.load_state_dict(state_subset(ref, "sam_mask_decoder."), strict=True)
     return pe.eval(), dec.eval()
 
 
@@ -73,9 +64,9 @@ def compare(ref, pe, dec, kind: str, batch: int, multimask: bool, image_size: in
                                        multimask_output=multimask, repeat_image=False,
                                        high_res_features=list(high_res))
         out = dec(image, pe.get_dense_pe(), sparse, dense, multimask_output=multimask, high_res_features=high_res)
-    diffs = {"sparse": max_diff(sparse, ref_sparse), "dense": max_diff(dense, ref_dense)}
+    diffs = {"sparse": max_abs(sparse, ref_sparse), "dense": max_abs(dense, ref_dense)}
     for name, a, b in zip(("masks", "iou", "tokens", "obj"), out, ref_out):
-        diffs[name] = max_diff(a, b)
+        diffs[name] = max_abs(a, b)
     figures = " ".join(f"{k}={v:.2e}" for k, v in diffs.items())
     print(f"{label}{kind:12s} B={batch} multimask={multimask!s:5s} {figures}")
     assert all(v <= TOL for v in diffs.values()), diffs
@@ -106,7 +97,7 @@ def test_prompt_cases_match_reference(ref512, ours512, batch, multimask):
 def test_dense_pe_and_shapes(ref512, ours512):
     pe, dec = ours512
     with torch.no_grad():
-        d = max_diff(pe.get_dense_pe(), ref512.sam_prompt_encoder.get_dense_pe())
+        d = max_abs(pe.get_dense_pe(), ref512.sam_prompt_encoder.get_dense_pe())
         print(f"dense pe diff {d:.2e}")
         assert d <= TOL
         image, high_res = make_features(2, 32, 0)
@@ -131,10 +122,10 @@ def test_export_path_points_only(ref512, ours512):
     with torch.no_grad():
         ours = pe.embed_points(coords, labels, pad=True)
         ref_sparse, _ = ref512.sam_prompt_encoder((coords, labels), None, None)
-        d = max_diff(ours, ref_sparse)
+        d = max_abs(ours, ref_sparse)
         # A box given as a box (no padding) equals its two corner points without padding.
         box = coords[:, :2].reshape(3, 4)
-        d_box = max_diff(pe.embed_boxes(box), ref512.sam_prompt_encoder._embed_boxes(box))
+        d_box = max_abs(pe.embed_boxes(box), ref512.sam_prompt_encoder._embed_boxes(box))
     print(f"export-path sparse diff {d:.2e}, box diff {d_box:.2e}")
     assert ours.shape == (3, 5, C) and d <= TOL and d_box <= TOL
 
@@ -186,7 +177,7 @@ def test_repeat_image(ref512, ours512):
         ref_out = ref512.sam_mask_decoder(image, ref512.sam_prompt_encoder.get_dense_pe(), ref_sparse, ref_dense,
                                           True, True, list(high_res))
         out = dec(image, pe.get_dense_pe(), *pe(*prompts), True, repeat_image=True, high_res_features=high_res)
-    diffs = [max_diff(a, b) for a, b in zip(out, ref_out)]
+    diffs = [max_abs(a, b) for a, b in zip(out, ref_out)]
     print("repeat_image diffs", [f"{x:.2e}" for x in diffs])
     assert max(diffs) <= TOL
 
@@ -252,6 +243,6 @@ def test_decoder_variants(name):
         with torch.no_grad():
             ref_out = meta(image, pos, sparse, dense, multimask, False, list(hr) if hr else None)
             out = ours(image, pos, sparse, dense, multimask, high_res_features=hr)
-        diffs = [max_diff(a, b) for a, b in zip(out, ref_out)]
+        diffs = [max_abs(a, b) for a, b in zip(out, ref_out)]
         print(f"[{name}] multimask={multimask} diffs", [f"{x:.2e}" for x in diffs])
         assert max(diffs) <= TOL

@@ -8,20 +8,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import build_reference, save_meta_checkpoint
+from oracle import build_reference, max_abs, save_meta_checkpoint
 from sam2_ros.model.checkpoint import read_state_dict
 from sam2_ros.model.hiera import Hiera, HieraConfig, hiera_preset
 from sam2_ros.model.image_encoder import FpnNeck, ImageEncoder, NeckConfig, image_encoder_preset
 from sam2_ros.model.position_encoding import PositionEmbeddingRandom, PositionEmbeddingSine, get_1d_sine_pe
 
-torch.set_num_threads(2)
 TOL = 1e-4
 PREFIX = "image_encoder."
-
-
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a - b).abs().max().item()
 
 
 # (our config name, trunk preset, image size): sam2.1 t/s/b+ at 512, t at 1024, l at 256, one sam2 (not 2.1) config.
@@ -36,6 +30,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config,preset,size", CASES, ids=[f"{c}@{s}" for c, _, s in CASES])
 def test_image_encoder_matches_reference(config: str, preset: str, size: int, tmp_path) -> None:
     ref = build_reference(config, image_size=size)
@@ -53,8 +48,8 @@ def test_image_encoder_matches_reference(config: str, preset: str, size: int, tm
     del ref
 
     assert len(features) == len(pos) == len(expected["backbone_fpn"]) == 3
-    diffs = [_max_diff(f, e) for f, e in zip(features, expected["backbone_fpn"])]
-    pos_diffs = [_max_diff(p, e) for p, e in zip(pos, expected["vision_pos_enc"])]
+    diffs = [max_abs(f, e) for f, e in zip(features, expected["backbone_fpn"])]
+    pos_diffs = [max_abs(p, e) for p, e in zip(pos, expected["vision_pos_enc"])]
     print(f"{config}@{size}: feature max|diff| {[f'{d:.2e}' for d in diffs]}, pos {[f'{d:.2e}' for d in pos_diffs]}")
     for i, f in enumerate(features):
         assert f.shape == (1, 256, size // (4 << i), size // (4 << i))
@@ -82,6 +77,7 @@ def test_micro_trunk_and_encoder_shapes() -> None:
     assert [tuple(t.shape) for t in pos] == [(2, 32, 64, 64), (2, 32, 32, 32), (2, 32, 16, 16)]
 
 
+@pytest.mark.slow
 def test_position_encodings_match_reference() -> None:
     from sam2.modeling.position_encoding import PositionEmbeddingRandom as MetaRandom
     from sam2.modeling.position_encoding import PositionEmbeddingSine as MetaSine
@@ -94,19 +90,19 @@ def test_position_encodings_match_reference() -> None:
             x = torch.randn(2, 8, *hw)
             out = ours(x)
             assert out.shape == (2, 64, *hw)
-            diffs[f"sine norm={normalize} {hw}"] = _max_diff(out, ref(x))
-            diffs[f"sine cached {hw}"] = _max_diff(ours(x), ref(x))  # second call comes from the cache
+            diffs[f"sine norm={normalize} {hw}"] = max_abs(out, ref(x))
+            diffs[f"sine cached {hw}"] = max_abs(ours(x), ref(x))  # second call comes from the cache
 
     torch.manual_seed(0)
     ref_rand = MetaRandom(64)
     ours_rand = PositionEmbeddingRandom(64)
     ours_rand.load_state_dict(ref_rand.state_dict(), strict=True)
-    diffs["random grid"] = _max_diff(ours_rand((16, 24)), ref_rand((16, 24)))
+    diffs["random grid"] = max_abs(ours_rand((16, 24)), ref_rand((16, 24)))
     coords = torch.rand(3, 5, 2) * torch.tensor([640.0, 480.0])
-    diffs["random coords"] = _max_diff(ours_rand.forward_with_coords(coords, (480, 640)),
+    diffs["random coords"] = max_abs(ours_rand.forward_with_coords(coords, (480, 640)),
                                        ref_rand.forward_with_coords(coords, (480, 640)))
     positions = torch.tensor([0.0, 1.0, 3.0, 15.0])
-    diffs["1d sine"] = _max_diff(get_1d_sine_pe(positions, 64), meta_1d(positions, 64))
+    diffs["1d sine"] = max_abs(get_1d_sine_pe(positions, 64), meta_1d(positions, 64))
     print("position encodings max|diff|:", {k: f"{v:.1e}" for k, v in diffs.items()})
     assert max(diffs.values()) <= 1e-6
 

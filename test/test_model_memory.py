@@ -12,7 +12,6 @@ from sam2_ros.model.memory_attention import MemoryAttention, MemoryAttentionConf
 from sam2_ros.model.memory_encoder import MemoryEncoder, MemoryEncoderConfig
 from sam2_ros.model.rope import apply_rotary, axial_rotary_tables
 
-torch.set_num_threads(2)
 C, D = 256, 64  # hidden and memory widths of every SAM 2.1 size
 TOL = 1e-4
 
@@ -22,14 +21,9 @@ def reference_512() -> torch.nn.Module:
     return oracle.build_reference("sam2.1_hiera_t", image_size=512)
 
 
-def _subset(model: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
-    """The `prefix.*` entries of a Meta state dict, prefix removed (as build.py would hand them over)."""
-    return {k[len(prefix):]: v for k, v in model.state_dict().items() if k.startswith(prefix)}
-
-
 def _ours_attention(reference: torch.nn.Module, feat: int) -> MemoryAttention:
     ours = MemoryAttention(MemoryAttentionConfig(feat_size=(feat, feat))).eval()
-    ours.load_state_dict(_subset(reference, "memory_attention."), strict=True)
+    ours.load_state_dict(oracle.state_subset(reference, "memory_attention."), strict=True)
     return ours
 
 
@@ -52,6 +46,7 @@ def _meta_attention(meta: torch.nn.Module, curr, curr_pos, memory, memory_pos, p
 
 
 # ---------------------------------------------------------------- rotary tables vs Meta's complex numbers
+@pytest.mark.slow
 @pytest.mark.parametrize("head_dim,feat_hw,frames", [(256, (64, 64), 1), (256, (32, 32), 3), (256, (16, 16), 7),
                                                      (32, (8, 12), 2), (64, (12, 8), 0)])
 def test_rotary_matches_meta_complex(head_dim: int, feat_hw: tuple[int, int], frames: int) -> None:
@@ -72,6 +67,7 @@ def test_rotary_matches_meta_complex(head_dim: int, feat_hw: tuple[int, int], fr
 
 
 # ---------------------------------------------------------------- memory attention vs Meta
+@pytest.mark.slow
 @pytest.mark.parametrize("batch,frames,pointers,image_size", [
     (1, 1, 0, 512), (3, 3, 4, 512), (1, 7, 16, 512), (3, 7, 16, 256), (3, 1, 16, 256), (1, 3, 0, 256)])
 def test_memory_attention_matches_meta(reference_512, batch: int, frames: int, pointers: int,
@@ -90,10 +86,11 @@ def test_memory_attention_matches_meta(reference_512, batch: int, frames: int, p
     assert diff <= TOL
 
 
+@pytest.mark.slow
 def test_memory_attention_matches_meta_at_1024() -> None:
     reference = oracle.build_reference("sam2.1_hiera_t", image_size=1024)
     ours = MemoryAttention(MemoryAttentionConfig()).eval()  # default feat_size (64, 64)
-    ours.load_state_dict(_subset(reference, "memory_attention."), strict=True)
+    ours.load_state_dict(oracle.state_subset(reference, "memory_attention."), strict=True)
     inputs = _attention_inputs(1, 1, 4, 64, seed=3)
     with torch.no_grad():
         got = ours(*inputs)
@@ -103,6 +100,7 @@ def test_memory_attention_matches_meta_at_1024() -> None:
     assert diff <= TOL
 
 
+@pytest.mark.slow
 def test_micro_config_matches_meta() -> None:
     """A 1-layer, d_model 64, 2-head version (for fast tests elsewhere) equals Meta's modules built the same way."""
     from sam2.modeling.memory_attention import MemoryAttention as MetaMA, MemoryAttentionLayer as MetaLayer
@@ -141,6 +139,7 @@ def test_memory_attention_rejects_bad_shapes() -> None:
 
 
 # ---------------------------------------------------------------- ONNX export with dynamic Ms and P
+@pytest.mark.slow
 def test_memory_attention_onnx_dynamic_memory_and_pointers(reference_512) -> None:
     import onnxruntime as ort
 
@@ -168,10 +167,11 @@ def test_memory_attention_onnx_dynamic_memory_and_pointers(reference_512) -> Non
 
 
 # ---------------------------------------------------------------- memory encoder vs Meta
+@pytest.mark.slow
 @pytest.mark.parametrize("batch,image_size", [(1, 512), (3, 512), (2, 256)])
 def test_memory_encoder_matches_meta(reference_512, batch: int, image_size: int) -> None:
     ours = MemoryEncoder(MemoryEncoderConfig()).eval()
-    ours.load_state_dict(_subset(reference_512, "memory_encoder."), strict=True)
+    ours.load_state_dict(oracle.state_subset(reference_512, "memory_encoder."), strict=True)
     gen = torch.Generator().manual_seed(batch)
     feat = image_size // 16
     pix_feat = torch.randn((batch, C, feat, feat), generator=gen)

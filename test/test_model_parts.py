@@ -8,21 +8,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import build_reference, save_meta_checkpoint
+from oracle import build_reference, max_abs, save_meta_checkpoint
 from sam2_ros.model import build_sam2
+from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory
+from sam2_ros.tracking.state import Memory, ObjectState
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.slow  # compares against Meta's reference code (the oracle)
+
 TOL = 1e-4
 
 # (config, image size): 2.1 t/s/b+ at 512 (quick), t at 1024, and a 2.0 config (other pointer glue).
 CASES = [("sam2.1_hiera_t", 512), ("sam2.1_hiera_s", 512), ("sam2.1_hiera_b+", 512),
          pytest.param(("sam2.1_hiera_t", 1024), marks=pytest.mark.slow), ("sam2_hiera_t", 512)]
 IDS = ["sam2.1_hiera_t@512", "sam2.1_hiera_s@512", "sam2.1_hiera_b+@512", "sam2.1_hiera_t@1024", "sam2_hiera_t@512"]
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item() if a.numel() else 0.0
 
 
 @pytest.fixture(scope="module", params=CASES, ids=IDS)
@@ -48,8 +46,8 @@ def _as_map(tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def test_encode_image(pair):
     config, size, ref, ours, feats, pos, sizes, (s0, s1, embed, embed_pos) = pair
     expected = [_as_map(f, s) for f, s in zip(feats, sizes)]
-    diffs = [max_diff(a, b) for a, b in zip((s0, s1, embed), expected)]
-    pos_diff = max_diff(embed_pos, _as_map(pos[-1], sizes[-1]))
+    diffs = [max_abs(a, b) for a, b in zip((s0, s1, embed), expected)]
+    pos_diff = max_abs(embed_pos, _as_map(pos[-1], sizes[-1]))
     print(f"{config}@{size} encode_image max|diff| s0 {diffs[0]:.2e} s1 {diffs[1]:.2e} embed {diffs[2]:.2e} "
           f"pos {pos_diff:.2e}")
     assert s0.shape == (1, 32, size // 4, size // 4) and embed.shape == (1, 256, size // 16, size // 16)
@@ -95,7 +93,7 @@ def test_decode(pair, kind):
         pairs = {"low_res_multimasks": got.low_res_multimasks, "ious": got.ious, "low_res_masks": got.low_res_masks,
                  "high_res_masks": got.high_res_masks, "obj_ptr": got.obj_ptr,
                  "object_score_logits": got.object_score_logits}
-        diffs = {k: max_diff(v, exp[k]) for k, v in pairs.items()}
+        diffs = {k: max_abs(v, exp[k]) for k, v in pairs.items()}
         print(f"{config}@{size} decode {kind} multimask={multimask} scores {exp['object_score_logits'].flatten().tolist()}"
               f" max|diff| " + " ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
         assert got.iou.shape == (b, 1) and got.ious.shape == (b, 3 if multimask else 1)
@@ -113,18 +111,22 @@ def test_mask_as_output(pair):
         exp = ref._use_mask_as_output(_as_map(feats[-1], sizes[-1]).expand(2, -1, -1, -1), ref_high, mask)
         got = ours.mask_as_output(embed.expand(2, -1, -1, -1), s0.expand(2, -1, -1, -1), s1.expand(2, -1, -1, -1),
                                   mask)
-    diffs = [max_diff(a, b) for a, b in zip((got.low_res_masks, got.high_res_masks, got.iou, got.obj_ptr,
+    diffs = [max_abs(a, b) for a, b in zip((got.low_res_masks, got.high_res_masks, got.iou, got.obj_ptr,
                                              got.object_score_logits), (exp[3], exp[4], exp[2], exp[5], exp[6]))]
     print(f"{config}@{size} mask_as_output max|diff| {[f'{d:.2e}' for d in diffs]}")
     assert max(diffs) <= TOL
 
 
-def _memory_frame(g: torch.Generator, b: int, d: int, h: int, c: int) -> dict:
+def _memory_frame(g: torch.Generator, b: int, d: int, h: int, c: int, maskmem_pos: torch.Tensor) -> dict:
     # Scaled by 4: with these random weights unit-scale memories barely move the output; at 4x a wrong slot or
     # pointer distance changes it by ~1e-3 to 6e-2 (measured), far above the tolerance.
-    return {"maskmem_features": 4 * torch.randn(b, d, h, h, generator=g),
-            "maskmem_pos_enc": [4 * torch.randn(b, d, h, h, generator=g)],
+    return {"maskmem_features": 4 * torch.randn(b, d, h, h, generator=g), "maskmem_pos_enc": [maskmem_pos],
             "obj_ptr": 4 * torch.randn(b, c, generator=g)}
+
+
+def _as_memory(frame: dict) -> Memory:
+    """One of Meta's per-frame outputs as a memory-bank entry whose tensors hold the batch rows."""
+    return Memory(frame["obj_ptr"], torch.zeros(frame["obj_ptr"].shape[0], 1), frame["maskmem_features"], None, None)
 
 
 # (current frame, conditioning frames, non-conditioning frames, num_frames): a usual case; a prompted frame in the
@@ -133,38 +135,36 @@ SCENARIOS = [(5, [0], [1, 2, 3, 4], 10), (5, [7], [], 10), (30, [0, 12], list(ra
 
 
 def test_attend_memory(pair):
+    """The tracker's memory selection and assembly + our memory attention vs Meta's
+    _prepare_memory_conditioned_features over the same memories."""
     config, size, ref, ours, feats, pos, sizes, (_, _, embed, embed_pos) = pair
     cfg = ours.config
     b, c, d, h = 2, cfg.hidden_dim, cfg.mem_dim, cfg.feat_size
     # At 1024 one scenario (the glue is size-independent; the full sets run at 512): keeps CPU time in check.
     for frame_idx, cond, non_cond, num_frames in (SCENARIOS[:1] if size >= 1024 else SCENARIOS):
         g = torch.Generator().manual_seed(frame_idx)
-        out = {"cond_frame_outputs": {t: _memory_frame(g, b, d, h, c) for t in cond},
-               "non_cond_frame_outputs": {t: _memory_frame(g, b, d, h, c) for t in non_cond}}
+        # The memory encoder's position map is one sine map for every frame (the assembler keeps one).
+        maskmem_pos = 4 * torch.randn(1, d, h, h, generator=g).expand(b, -1, -1, -1)
+        out = {"cond_frame_outputs": {t: _memory_frame(g, b, d, h, c, maskmem_pos) for t in cond},
+               "non_cond_frame_outputs": {t: _memory_frame(g, b, d, h, c, maskmem_pos) for t in non_cond}}
         curr = torch.randn(b, c, h, h, generator=g)
         curr_tokens = curr.flatten(2).permute(2, 0, 1)
         curr_pos = embed_pos.expand(b, -1, -1, -1)
         with torch.no_grad():
             exp = ref._prepare_memory_conditioned_features(
                 frame_idx, False, [curr_tokens], [curr_pos.flatten(2).permute(2, 0, 1)], [(h, h)], out, num_frames)
-        # What the tracker does: prompted frames in slot 0, then the previous num_maskmem-1 frames, oldest first.
-        frames = [(o["maskmem_features"], o["maskmem_pos_enc"][-1], 0) for o in out["cond_frame_outputs"].values()]
-        for t_pos in range(1, cfg.num_maskmem):
-            prev = out["non_cond_frame_outputs"].get(frame_idx - (cfg.num_maskmem - t_pos))
-            if prev is not None:
-                frames.append((prev["maskmem_features"], prev["maskmem_pos_enc"][-1], t_pos))
+        bank = ObjectState(1, cond={t: _as_memory(o) for t, o in out["cond_frame_outputs"].items()},
+                           recent={t: _as_memory(o) for t, o in out["non_cond_frame_outputs"].items()})
         max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
-        ptrs = [(frame_idx - t, o["obj_ptr"]) for t, o in out["cond_frame_outputs"].items() if t <= frame_idx]
-        ptrs += [(k, out["non_cond_frame_outputs"][frame_idx - k]["obj_ptr"]) for k in range(1, max_ptrs)
-                 if frame_idx - k in out["non_cond_frame_outputs"]]
-        obj_ptrs = torch.stack([p for _, p in ptrs], dim=1) if ptrs else None  # [B, P, C]
-        rel_t = [r for r, _ in ptrs]
+        layout = select_memory(bank, frame_idx, cfg, max_ptrs=max_ptrs)
+        assembler = MemoryAssembler(ours, max_rel=max_ptrs - 1)
+        assembler.set_maskmem_pos(maskmem_pos)
         with torch.no_grad():
-            memory, memory_pos, ptr_tokens, ptr_pos = ours.assemble_memory(frames, obj_ptrs, rel_t, max_ptrs - 1)
+            memory, memory_pos, ptr_tokens, ptr_pos = assembler.assemble(layout.rows(b))
             got = ours.attend_memory(curr, curr_pos, memory, memory_pos, ptr_tokens, ptr_pos)
-        diff = max_diff(got, exp)
-        print(f"{config}@{size} attend_memory frame {frame_idx}: {len(frames)} memories, {ptr_tokens.shape[1]} "
-              f"pointer tokens, max|diff| {diff:.2e}")
+        diff = max_abs(got, exp)
+        print(f"{config}@{size} attend_memory frame {frame_idx}: {len(layout.maskmems)} memories, "
+              f"{ptr_tokens.shape[1]} pointer tokens, max|diff| {diff:.2e}")
         assert diff <= TOL
 
 
@@ -180,15 +180,15 @@ def test_encode_memory_and_no_memory(pair):
             exp_feat, exp_pos = ref._encode_new_memory(ref_feats, sizes[-1:], masks, scores, from_points)
             binarize = from_points and ours.config.binarize_mask_from_pts_for_mem_enc
             got_feat, got_pos = ours.encode_memory(pix, masks, scores, binarize)
-        diffs = (max_diff(got_feat, exp_feat), max_diff(got_pos, exp_pos[-1]))
+        diffs = (max_abs(got_feat, exp_feat), max_abs(got_pos, exp_pos[-1]))
         print(f"{config}@{size} encode_memory from_points={from_points} max|diff| feat {diffs[0]:.2e} "
               f"pos {diffs[1]:.2e}")
         assert max(diffs) <= TOL
     with torch.no_grad():
         exp = ref._prepare_memory_conditioned_features(0, True, feats[-1:], feats[-1:], sizes[-1:], {}, 1)
         got = ours.add_no_memory(embed)
-    print(f"{config}@{size} no-memory frame max|diff| {max_diff(got, exp):.2e}")
-    assert max_diff(got, exp) <= TOL
+    print(f"{config}@{size} no-memory frame max|diff| {max_abs(got, exp):.2e}")
+    assert max_abs(got, exp) <= TOL
 
 
 @pytest.mark.slow
@@ -202,6 +202,6 @@ def test_large_image_encoder_runs(tmp_path):
     with torch.no_grad():
         _, feats, pos, sizes = ref._prepare_backbone_features(ref.forward_image(image))
         got = ours.encode_image(image)
-    diffs = [max_diff(a, _as_map(f, s)) for a, f, s in zip(got[:3], feats, sizes)]
+    diffs = [max_abs(a, _as_map(f, s)) for a, f, s in zip(got[:3], feats, sizes)]
     print(f"sam2.1_hiera_l@512 encode_image max|diff| {[f'{d:.2e}' for d in diffs]}")
     assert max(diffs) <= TOL

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
-from ros_util import rclpy_node, wait_for
+from fixtures.node_harness import image_msg, prompt_msg, stamp_of
+from ros_util import wait_for
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -21,30 +21,21 @@ BASE = 1_800_000_000 * 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def node_proc(tmp_path_factory):
-    proc = start_node(tmp_path_factory.mktemp("bad_input"), name="sam2_bad")
-    yield proc
-    assert proc.stop() == 0, proc.log_path.read_text()
+def node_params() -> dict:
+    return {"name": "sam2_bad"}
 
 
-@pytest.fixture(scope="module")
-def client(node_proc):
-    with rclpy_node("bad_input_client") as node:
-        c = NodeClient(node, name="sam2_bad")
-        c.wait_connected()
-        yield c
+def _validator_says(prompt, tracked: list[int]) -> str:
+    """The refusal of this prompt on an H x W frame by the node's own checks and the tracker's prompt validator,
+    run here in-process: the node must answer with exactly these words."""
+    from sam2_ros.ros.params import Settings
+    from sam2_ros.ros.prompts import from_prompt_msg, prompt_args
+    from sam2_ros.tracking.prompts import check_prompt
 
-
-def _prompt(object_id=1, points=(), labels=(), box=None, stamp=0):
-    from geometry_msgs.msg import Point
-
-    from sam2_ros.msg import Prompt
-
-    p = Prompt(object_id=object_id, points=[Point(x=float(x), y=float(y)) for x, y in points], labels=list(labels))
-    p.header.stamp.sec, p.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    if box is not None:
-        p.has_box, p.box = True, [float(v) for v in box]
-    return p
+    with pytest.raises(ValueError) as err:
+        args = prompt_args(from_prompt_msg(prompt), set(tracked), Settings().max_objects)
+        check_prompt(args.points, args.labels, args.box, args.mask, (H, W))
+    return str(err.value)
 
 
 def _add(client, prompt):
@@ -66,10 +57,10 @@ def _logged(node_proc, text: str, timeout: float = 20.0) -> None:
 
 
 def test_prompt_before_any_image(client, node_proc):
-    r = _add(client, _prompt(points=[(10, 10)], labels=[1]))
+    r = _add(client, prompt_msg(points=[(10, 10)], labels=[1]))
     print("add_prompt:", r.message)
     assert not r.success and "no image received yet" in r.message
-    client.prompt_pub.publish(_prompt(points=[(10, 10)], labels=[1]))
+    client.prompt_pub.publish(prompt_msg(points=[(10, 10)], labels=[1]))
     _logged(node_proc, "~/prompt refused: no image received yet")
     assert _still_answers(client, node_proc, 1) == []
 
@@ -102,30 +93,35 @@ def test_bad_images(client, node_proc, fields, text, index):
 def one_object(client, node_proc):
     """Object 1 tracked (added once for the prompt tests below)."""
     _still_answers(client, node_proc, 10)
-    r = _add(client, _prompt(box=(10, 10, 60, 50)))
+    r = _add(client, prompt_msg(box=(10, 10, 60, 50)))
     assert r.success, r.message
     return [1]
 
 
 @pytest.mark.parametrize("prompt_kwargs, text", [
-    (dict(points=[(math.nan, 5.0)], labels=[1]), "points contain NaN"),
-    (dict(points=[(5.0, math.inf)], labels=[1]), "points contain NaN or infinity"),
+    (dict(points=[(math.nan, 5.0)], labels=[1]), "NaN or infinity in points"),
+    (dict(points=[(5.0, math.inf)], labels=[1]), "NaN or infinity in points"),
     (dict(points=[(W + 5.0, 5.0)], labels=[1]), f"point ({W + 5:g}, 5) is outside the {W}x{H} image"),
     (dict(points=[(5.0, -1.0)], labels=[1]), f"is outside the {W}x{H} image"),
     (dict(points=[(5.0, 5.0), (6.0, 6.0)], labels=[1]), "2 point(s) but 1 label(s)"),
     (dict(points=[(5.0, 5.0)], labels=[2]), "labels must be 1 (foreground) or 0 (background)"),
-    (dict(box=(50, 10, 20, 40)), "box (50, 10, 20, 40) must satisfy"),
-    (dict(box=(0, 0, math.nan, 40)), "box contains NaN"),
+    (dict(box=(50, 10, 20, 40)), "box (50, 10, 20, 40) needs x_min < x_max"),
+    (dict(box=(0, 0, W + 10, 40)), f"box corner ({W + 10}, 40) is outside the {W}x{H} image"),
+    (dict(box=(0, 0, math.nan, 40)), "NaN or infinity in box"),
     (dict(object_id=0, points=[(5.0, 5.0)], labels=[1]), "object_id must be in 1..65535"),
-    (dict(object_id=2), "no points, no box and no mask"),
-], ids=["nan", "inf", "outside_x", "outside_y", "labels_mismatch", "bad_label", "inverted_box", "nan_box",
-        "object_zero", "empty"])
+    (dict(object_id=2), "empty prompt"),
+    (dict(object_id=3, points=[(5.0, 5.0)], labels=[1], mask=np.ones((H, W + 1), np.uint8)),
+     "a mask prompt cannot be combined with points or a box"),
+], ids=["nan", "inf", "outside_x", "outside_y", "labels_mismatch", "bad_label", "inverted_box", "box_outside",
+        "nan_box", "object_zero", "empty", "mask_and_points"])
 def test_bad_prompts(client, node_proc, one_object, prompt_kwargs, text):
-    r = _add(client, _prompt(**prompt_kwargs))
+    """Refused with the validator's words (service message and log line), no masks, tracking unchanged."""
+    prompt = prompt_msg(**prompt_kwargs)
+    r = _add(client, prompt)
     print("add_prompt:", r.message)
-    assert not r.success and text in r.message
-    assert list(r.masks.objects) == []
-    client.prompt_pub.publish(_prompt(**prompt_kwargs))
+    assert not r.success and list(r.masks.objects) == []
+    assert r.message == _validator_says(prompt, one_object) and text in r.message
+    client.prompt_pub.publish(prompt)
     _logged(node_proc, f"~/prompt refused: {r.message}")  # the topic gets the same words as the service
     assert _still_answers(client, node_proc, 11 + len(node_proc.output()) % 50) == one_object
 
@@ -141,12 +137,10 @@ def test_unknown_object_on_remove(client, node_proc, one_object):
 
 
 def test_prompt_mask_of_wrong_size(client, node_proc, one_object):
-    from sam2_ros.ros.conversions import array_to_image
-
-    p = _prompt(object_id=3)
-    p.mask = array_to_image(np.ones((H, W + 1), np.uint8), "mono8")
-    r = _add(client, p)
-    assert not r.success and f"mask: prompt mask is {W + 1}x{H}, the image is {W}x{H}" in r.message, r.message
+    prompt = prompt_msg(object_id=3, mask=np.ones((H, W + 1), np.uint8))
+    r = _add(client, prompt)
+    assert not r.success and r.message == _validator_says(prompt, one_object), r.message
+    assert f"mask is {W + 1}x{H}, the image is {W}x{H}" in r.message
     assert _still_answers(client, node_proc, 71) == one_object
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from fixtures.checkpoint import write_checkpoint
-from fixtures.node_harness import NodeClient, stamp_of, start_node
-from ros_util import rclpy_node, wait_for
+from fixtures.node_harness import NodeClient, prompt_msg, stamp_of, start_node
+from ros_util import wait_for
+from sam2_ros.ros.client import spinning_node
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -44,21 +45,16 @@ def test_compressed_frames_are_tracked_and_bad_ones_dropped(tmp_path):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage
 
-    from sam2_ros.msg import Prompt
-
     proc = start_node(tmp_path, checkpoint=str(write_checkpoint(tmp_path / "weights.pt")), use_compressed=True)
     try:
-        with rclpy_node("compressed_client") as node:
+        with spinning_node("compressed_client") as node:
             client = NodeClient(node)
             pub = node.create_publisher(CompressedImage, "/image/compressed", qos_profile_sensor_data)
             assert wait_for(lambda: pub.get_subscription_count() > 0, 30), "node does not subscribe image/compressed"
             first = BASE + 1_000_000_000
             out = _publish_until(client, pub, _compressed(SCENE.frame(0).rgb, "PNG", first), first)
             assert out.header.frame_id == "camera_optical" and list(out.objects) == []
-            box = [float(v) for v in SCENE.frame(0).box(1)]
-            prompt = Prompt(object_id=4, has_box=True, box=box)
-            prompt.header.stamp.sec, prompt.header.stamp.nanosec = divmod(first, 1_000_000_000)
-            client.prompt_pub.publish(prompt)
+            client.prompt_pub.publish(prompt_msg(4, first, box=SCENE.frame(0).box(1)))
             assert wait_for(lambda: any(4 in [o.object_id for o in m.objects] for m in client.msgs("masks")), 30)
             bad = _compressed(SCENE.frame(1).rgb, "PNG", BASE + 2_000_000_000)
             bad.data = bytes(bad.data)[:len(bad.data) // 2]  # truncated in the pixel data

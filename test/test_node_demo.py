@@ -29,17 +29,7 @@ def test_demo_runs_and_writes_summary_and_overlays(tmp_path):
     assert int(m[1]) > int(m[2]) > 0 and 0.0 <= float(m[5]) <= 1.0
     pngs = sorted(out.glob("overlay_*.png"))
     assert pngs, "overlay frames written"
-    from PIL import Image  # test-only reader (requirements/oracle.txt)
+    from PIL import Image
 
     img = np.asarray(Image.open(pngs[-1]))
     assert img.shape == (240, 320, 3) and img.dtype == np.uint8 and img.std() > 5
-
-
-def test_png_writer_round_trip(tmp_path):
-    from PIL import Image
-
-    from sam2_ros.demo import write_png
-
-    rgb = np.random.default_rng(0).integers(0, 256, (7, 13, 3), dtype=np.uint8)
-    write_png(tmp_path / "x.png", rgb)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")), rgb)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
-from ros_util import rclpy_node, wait_for
+from ros_util import wait_for
+from sam2_ros.ros.client import spinning_node
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -22,7 +23,7 @@ BASE = 2_000_000_000 * 1_000_000_000
 def test_signal_while_tracking_exits_0(tmp_path, sig):
     name = f"sam2_sig{int(sig)}"
     proc = start_node(tmp_path, name=name)
-    with rclpy_node(f"signal_client_{int(sig)}") as node:
+    with spinning_node(f"signal_client_{int(sig)}") as node:
         client = NodeClient(node, name=name)
         client.wait_connected()
         client.publish_until_output(SCENE.frame(0).rgb, BASE)
@@ -72,7 +73,7 @@ def test_managed_lifecycle(tmp_path):
     name = "sam2_managed"
     proc = start_node(tmp_path, name=name, ready="", autostart=False)
     try:
-        with rclpy_node("lifecycle_client") as node:
+        with spinning_node("lifecycle_client") as node:
             client = NodeClient(node, name=name)
             assert _state(client) == "unconfigured"
             assert client.image_pub.get_subscription_count() == 0, "no subscription before activate"

@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
-from ros_util import rclpy_node, wait_for
+from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of, start_node
+from ros_util import wait_for
+from sam2_ros.ros.client import spinning_node
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -32,15 +33,11 @@ def test_newest_frame_only(tmp_path):
     frames = [scene.frame(i).rgb for i in range(8)]
     sent: dict[int, float] = {}
     try:
-        with rclpy_node("rate_client") as node:
+        with spinning_node("rate_client") as node:
             client = NodeClient(node, name="sam2_rate")
             client.wait_connected()
             client.publish_until_output(frames[0], BASE)
-            from geometry_msgs.msg import Point
-
-            from sam2_ros.msg import Prompt
-
-            prompt = Prompt(object_id=1, points=[Point(x=float(W // 2), y=float(H // 2))], labels=[1])
+            prompt = prompt_msg(1, points=[(W // 2, H // 2)], labels=[1])
             assert client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt)).success
             client.clear()
 

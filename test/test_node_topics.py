@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fixtures.checkpoint import write_checkpoint
-from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
-from ros_util import rclpy_node, wait_for
+from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of
+from ros_util import wait_for
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -20,19 +20,8 @@ BASE = 1_700_000_000 * 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def node_proc(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("topics")
-    proc = start_node(tmp, checkpoint=str(write_checkpoint(tmp / "weights.pt")))
-    yield proc
-    assert proc.stop() == 0, proc.output()
-
-
-@pytest.fixture(scope="module")
-def client(node_proc):
-    with rclpy_node("topics_client") as node:
-        c = NodeClient(node)
-        c.wait_connected()
-        yield c
+def node_params(tmp_path_factory) -> dict:
+    return {"checkpoint": str(write_checkpoint(tmp_path_factory.mktemp("weights") / "weights.pt"))}
 
 
 @pytest.fixture
@@ -46,18 +35,6 @@ def fresh(client):
     frame = SCENE.frame(fresh.counter)
     client.publish_until_output(frame.rgb, stamp)
     return client, stamp, frame
-
-
-def _prompt(object_id, stamp, points=(), labels=(), box=None):
-    from geometry_msgs.msg import Point
-
-    from sam2_ros.msg import Prompt
-
-    p = Prompt(object_id=object_id, points=[Point(x=float(x), y=float(y)) for x, y in points], labels=list(labels))
-    p.header.stamp.sec, p.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-    if box is not None:
-        p.has_box, p.box = True, [float(v) for v in box]
-    return p
 
 
 def _outputs_for(client, stamp):
@@ -98,8 +75,8 @@ def test_images_and_prompt_topic_give_all_outputs(fresh):
     client, stamp, frame = fresh
     inputs = {stamp}
     point = frame.inner_point(0)
-    client.prompt_pub.publish(_prompt(1, stamp, [point], [1]))
-    client.prompt_pub.publish(_prompt(2, stamp, box=frame.box(1)))
+    client.prompt_pub.publish(prompt_msg(1, stamp, [point], [1]))
+    client.prompt_pub.publish(prompt_msg(2, stamp, box=frame.box(1)))
     # the prompt results are published for the prompted frame
     assert wait_for(lambda: any([o.object_id for o in m.objects] == [1, 2] for m in _outputs_for(client, stamp)
                                 ["masks"]), 30)
@@ -119,7 +96,7 @@ def test_add_prompt_service_answers_with_masks(fresh):
 
     client, stamp, frame = fresh
     t0 = time.monotonic()
-    response = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=_prompt(5, stamp, box=frame.box(2))))
+    response = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(5, stamp, box=frame.box(2))))
     print(f"add_prompt answered in {time.monotonic() - t0:.2f} s: {response.message}")
     assert response.success, response.message
     assert stamp_of(response.masks.header) == stamp and response.masks.header.frame_id == "camera_optical"
@@ -137,7 +114,7 @@ def test_remove_object_and_reset(fresh):
 
     client, stamp, frame = fresh
     for object_id, k in ((1, 0), (2, 1)):
-        r = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=_prompt(object_id, stamp, box=frame.box(k))))
+        r = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(object_id, stamp, box=frame.box(k))))
         assert r.success, r.message
     assert [o.object_id for o in r.masks.objects] == [1, 2]
     removed = client.call(RemoveObject, "remove_object", RemoveObject.Request(object_id=1))
@@ -213,7 +190,7 @@ def test_min_iou_empties_masks_but_reports_iou(fresh):
         (result,) = client.call(SetParameters, "set_parameters", SetParameters.Request(parameters=[p])).results
         assert result.successful, result.reason
 
-    r = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=_prompt(1, stamp, box=frame.box(0))))
+    r = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(1, stamp, box=frame.box(0))))
     assert r.success and r.masks.objects[0].area > 0, "a box prompt gives a non-empty mask"
     set_min_iou(0.999)
     try:

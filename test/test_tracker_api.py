@@ -17,7 +17,6 @@ from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking import StreamingTracker, TrackerOptions, TrackResult
 
-torch.set_num_threads(2)
 SIZE = 128
 
 

@@ -18,7 +18,6 @@ from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
-torch.set_num_threads(1)  # tiny ops: one thread is ~8x faster than two on a shared 2-core machine
 SIZE, FRAMES = 64, 2000
 
 
@@ -74,3 +73,28 @@ def test_memory_reach_is_the_oldest_frame_read(stride):
     deepest = max(f - min(r) for f, r in reads.items())
     print(f"stride {stride}: memories reach {deepest} frames back")
     assert memory_reach(num_maskmem, stride) == deepest
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 5])
+def test_trim_keeps_what_the_oldest_history_frame_reads(stride):
+    """A late prompt may land on the oldest history frame: after trimming, that frame and every later one still read
+    each spatial memory and pointer they read before (at stride >= 3 memories reach further back than pointers)."""
+    from sam2_ros.model.config import get_config
+    from sam2_ros.tracking.memory_bank import select_memory, trim
+    from sam2_ros.tracking.state import Memory, ObjectState
+
+    cfg = get_config("sam2_micro")
+
+    def memory(t: int) -> Memory:  # tensors that name their frame
+        return Memory(torch.tensor([float(t)]), torch.zeros(1), torch.tensor([float(t)]), None, None)
+
+    full = ObjectState(1, cond={0: memory(0)}, recent={t: memory(t) for t in range(1, 70)})
+    for oldest in range(50, 50 + stride):  # every alignment of the oldest frame to the stride
+        trimmed = full.copy()
+        trim(trimmed, oldest, cfg, stride)
+        assert len(trimmed.recent) < len(full.recent)  # something was dropped
+        for index in range(oldest, 70):
+            before, after = select_memory(full, index, cfg, stride), select_memory(trimmed, index, cfg, stride)
+            assert [m.item() for m in after.maskmems] == [m.item() for m in before.maskmems], (oldest, index)
+            assert [p.item() for p in after.ptrs] == [p.item() for p in before.ptrs], (oldest, index)
+            assert (after.slots, after.rel_t) == (before.slots, before.rel_t), (oldest, index)

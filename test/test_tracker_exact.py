@@ -21,7 +21,8 @@ from sam2_ros.model.config import get_config  # noqa: E402
 from sam2_ros.backends.torch_backend import TorchBackend  # noqa: E402
 from sam2_ros.tracking import StreamingTracker, TrackerOptions  # noqa: E402
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.slow  # compares against Meta's reference code (the oracle)
+
 CONFIG, SIZE, FRAMES = "sam2.1_hiera_t", 256, 20
 LOGIT_TOL, MASK_AGREEMENT = 1e-3, 0.9999
 

@@ -31,7 +31,7 @@ def test_focal_loss_matches_formula():
     torch.manual_seed(0)
     logits = torch.tensor([[0.0, 2.0, -1.5, 3.0], [-4.0, -4.0, -4.0, -4.0], [5.0, 5.0, 5.0, 5.0]])
     target = torch.tensor([[1, 0, 1, 1], [0, 0, 0, 0], [1, 1, 1, 1]])  # mixed, all background, all foreground
-    want = [sum(_focal_pixel(float(l), int(t)) for l, t in zip(lr, tr)) / 4 for lr, tr in zip(logits, target)]
+    want = [sum(_focal_pixel(float(x), int(t)) for x, t in zip(lr, tr)) / 4 for lr, tr in zip(logits, target)]
     _check("focal", sigmoid_focal_loss(logits, target), want)
     # logit 0, target 1: alpha * 0.5^2 * ln 2 exactly
     _check("focal@0", sigmoid_focal_loss(torch.zeros(1, 1), torch.ones(1, 1)), [0.25 * 0.25 * math.log(2)])

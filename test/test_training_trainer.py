@@ -13,14 +13,7 @@ from sam2_ros.training.trainer import TrainConfig, Trainer, export_meta, lr_at
 from sam2_ros.training.unroll import unroll
 
 SIZE = 128  # the micro model at a smaller input keeps these tests fast
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.slow  # training
 
 
 def test_clip_unroll_trains_every_part():

@@ -31,13 +31,15 @@ class Sam2Config:
     mask_in_chans: int = 16  # hidden channels of the prompt encoder's mask branch
     # --- memory bank
     num_maskmem: int = 7  # memory slots: the prompted frames share slot 0, plus the 6 previous frames
-    max_cond_frames_in_attn: int = -1  # prompted frames attended to (-1: all), temporally closest first
+    # Prompted frames attended to: -1 = all (every Meta config). Meta's temporally-closest selection is not
+    # implemented; the tracker bounds them with TrackerOptions.max_cond_frames instead.
+    max_cond_frames_in_attn: int = -1
     memory_temporal_stride_for_eval: int = 1  # r: previous-frame memories taken every r frames
-    directly_add_no_mem_embed: bool = True  # first prompted frame: add no_mem_embed instead of attending
+    directly_add_no_mem_embed: bool = True  # first prompted frame: add no_mem_embed (the only way implemented)
     sigmoid_scale_for_mem_enc: float = 20.0  # mask probabilities are scaled/biased before the memory encoder
     sigmoid_bias_for_mem_enc: float = -10.0
     binarize_mask_from_pts_for_mem_enc: bool = True  # point-prompted frames: threshold instead of sigmoid
-    non_overlap_masks_for_mem_enc: bool = False  # keep only the top object per pixel before encoding memory
+    non_overlap_masks_for_mem_enc: bool = False  # top object per pixel before memory encoding: not implemented
     no_obj_embed_spatial: bool = True  # 2.1: a learned embedding added to memories of absent objects
     # --- object pointers
     use_obj_ptrs_in_encoder: bool = True  # memory attention also reads past object pointers
@@ -50,12 +52,14 @@ class Sam2Config:
     soft_no_obj_ptr: bool = False  # mix no_obj_ptr by sigmoid(presence) instead of a hard 0/1
     use_mlp_for_obj_ptr_proj: bool = True  # output token -> pointer through a 3-layer MLP (else Linear)
     # --- prompting and outputs
-    use_mask_input_as_output_without_sam: bool = True  # a mask prompt is taken as the output itself
+    use_mask_input_as_output_without_sam: bool = True  # a mask prompt is taken as the output (the only way)
     multimask_output_in_sam: bool = True  # 3 candidates for ambiguous prompts...
     multimask_min_pt_num: int = 0  # ...with this many points (a box counts as two)...
     multimask_max_pt_num: int = 1
     multimask_output_for_tracking: bool = True  # ...also on tracked (non-prompted) frames
-    fill_hole_area: int = 8  # Meta fills holes up to this area in low-res masks (only with its CUDA extension)
+    # Holes up to this area filled in low-res masks: 0 = none. Meta's video predictor asks for 8 but fills them only
+    # with its CUDA extension (skipped with a warning elsewhere); not implemented here.
+    fill_hole_area: int = 0
 
     def __post_init__(self) -> None:
         c, d = self.hidden_dim, self.mem_dim
@@ -74,6 +78,19 @@ class Sam2Config:
             (not self.fixed_no_obj_ptr or (self.pred_obj_scores and self.use_obj_ptrs_in_encoder),
              "fixed_no_obj_ptr needs pred_obj_scores and use_obj_ptrs_in_encoder"),
             (self.num_maskmem >= 1, "num_maskmem must be >= 1"),
+            (isinstance(self.memory_temporal_stride_for_eval, int) and self.memory_temporal_stride_for_eval >= 1,
+             f"memory_temporal_stride_for_eval must be an int >= 1, got {self.memory_temporal_stride_for_eval!r}"),
+            # Settings of Meta's SAM2Base this implementation does not have: refused rather than ignored.
+            (self.max_cond_frames_in_attn == -1,
+             f"max_cond_frames_in_attn={self.max_cond_frames_in_attn} is not implemented (only -1, all prompted "
+             "frames); bound prompted frames with TrackerOptions.max_cond_frames"),
+            (not self.non_overlap_masks_for_mem_enc, "non_overlap_masks_for_mem_enc=True is not implemented"),
+            (self.fill_hole_area == 0, f"fill_hole_area={self.fill_hole_area} is not implemented (only 0: no hole "
+             "filling, what Meta's video predictor does without its CUDA extension)"),
+            (self.directly_add_no_mem_embed, "directly_add_no_mem_embed=False (attending to a no-memory token) is "
+             "not implemented; no Meta config uses it"),
+            (self.use_mask_input_as_output_without_sam, "use_mask_input_as_output_without_sam=False is not "
+             "implemented; every Meta config takes a mask prompt as the output"),
         ]
         for ok, message in checks:
             if not ok:

@@ -29,11 +29,15 @@ class HieraConfig:
     dim_mul: float = 2.0  # channel multiplier at each stage transition
     head_mul: float = 2.0  # head-count multiplier at each stage transition
     mlp_ratio: float = 4.0  # MLP hidden width / block width
-    drop_path_rate: float = 0.0  # stochastic depth (training only; ignored here, kept for config parity)
+    drop_path_rate: float = 0.0  # stochastic depth (training only): Meta's field; only 0 is implemented
     return_interm_layers: bool = True  # return every stage's output, not only the last
     patch_kernel: int = 7  # patch embedding conv: kernel, stride, padding (stride = trunk's first downsampling)
     patch_stride: int = 4
     patch_padding: int = 3
+
+    def __post_init__(self) -> None:
+        if self.drop_path_rate != 0:
+            raise ValueError(f"drop_path_rate={self.drop_path_rate} is not implemented (stochastic depth); use 0")
 
     @property
     def depth(self) -> int:

@@ -211,8 +211,6 @@ class Sam2Model(nn.Module):
 
     def add_no_memory(self, curr: torch.Tensor) -> torch.Tensor:
         """A frame with no memory yet (first prompted frame): curr [B, C, h, w] + the learned no-memory embedding."""
-        if not self.config.directly_add_no_mem_embed:
-            raise ValueError("this config attends to a no-memory token instead; not supported (no Meta config does)")
         return curr + self.no_mem_embed.reshape(1, -1, 1, 1)
 
     # ------------------------------------------------------------------ part 4: memory encoder
@@ -230,7 +228,7 @@ class Sam2Model(nn.Module):
             features = features + absent * self.no_obj_embed_spatial[..., None, None]
         return features, pos
 
-    # ------------------------------------------------------------------ glue for assembling memories
+    # ------------------------------------------------------------------ glue (tracking.memory_bank assembles memories)
     def memory_pos(self, maskmem_pos: torch.Tensor, t_pos: int) -> torch.Tensor:
         """Position of one memory frame's tokens: maskmem_pos [B, D, h, w] + the temporal slot encoding -> [B, hw, D].
 
@@ -262,19 +260,3 @@ class Sam2Model(nn.Module):
         tokens = obj_ptrs.reshape(b, p * split, d)
         pos = ptr_pos.repeat_interleave(split, dim=0).unsqueeze(0).expand(b, -1, -1)
         return tokens, pos
-
-    def assemble_memory(self, frames: Sequence[tuple[torch.Tensor, torch.Tensor, int]], obj_ptrs: torch.Tensor | None,
-                        rel_t: torch.Tensor | Sequence[float] | None, max_rel: float
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Inputs of attend_memory from memory frames [(maskmem_features, maskmem_pos, t_pos), ...] (each [B, D, h, w])
-        and pointers [B, P, C] at distances rel_t [P] -> (memory, memory_pos, ptr_tokens, ptr_pos)."""
-        if not frames:
-            raise ValueError("attend_memory needs at least one memory frame")
-        memory = torch.cat([f.flatten(2).transpose(1, 2) for f, _, _ in frames], dim=1)  # [B, Ms, D]
-        memory_pos = torch.cat([self.memory_pos(pos, t) for _, pos, t in frames], dim=1)
-        b, d = memory.shape[0], self.config.mem_dim
-        if obj_ptrs is None or obj_ptrs.shape[1] == 0 or not self.config.use_obj_ptrs_in_encoder:
-            empty = memory.new_zeros(b, 0, d)
-            return memory, memory_pos, empty, empty
-        tokens, pos = self.pointer_tokens(obj_ptrs, self.pointer_pos(rel_t, max_rel))
-        return memory, memory_pos, tokens, pos

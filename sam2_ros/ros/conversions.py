@@ -77,16 +77,14 @@ MAX_COMPRESSED_PIXELS = 40_000_000  # refused before decoding: a tiny PNG can cl
 
 def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarray:
     """CompressedImage (JPEG or PNG, 8- or 16-bit) -> [H, W, 3] uint8 RGB; the header is checked before decoding."""
-    try:
-        from PIL import Image as PilImage
-    except ImportError as err:  # optional: only image/compressed needs it
-        raise ImageError("image/compressed needs Pillow (pip install pillow)") from err
+    from PIL import Image as PilImage  # a dependency (package.xml python3-pil, requirements/ros.txt)
+
     data = bytes(msg.data)
     if not data:
         raise ImageError(f"empty compressed image (format {msg.format!r})")
     try:
         image = PilImage.open(io.BytesIO(data), formats=COMPRESSED_FORMATS)
-    except Exception as err:
+    except Exception:  # PIL raises several types for data it cannot identify
         raise ImageError(f"not a PNG or JPEG image (format {msg.format!r})") from None
     width, height = image.size
     if width * height > max_pixels or width == 0 or height == 0:
@@ -133,16 +131,11 @@ def mask_to_image(mask: np.ndarray, header=None):
     return array_to_image(np.multiply(mask, 255, dtype=np.uint8), "mono8", header)
 
 
-def prompt_mask_to_bool(msg, height: int, width: int) -> np.ndarray | None:
-    """The optional mask of a Prompt (mono8/8UC1, non-zero = object) -> [H, W] bool; None when it is empty."""
-    if msg.height == 0 and msg.width == 0 and len(msg.data) == 0:
-        return None
+def prompt_mask_to_bool(msg) -> np.ndarray:
+    """The mask of a Prompt (mono8/8UC1, non-zero = object) -> [H, W] bool (the tracker checks its size)."""
     if msg.encoding not in ("mono8", "8UC1"):
         raise ImageError(f"prompt mask must be mono8, got {msg.encoding!r}")
-    arr = image_to_array(msg)[:, :, 0]
-    if arr.shape != (height, width):
-        raise ImageError(f"prompt mask is {arr.shape[1]}x{arr.shape[0]}, the image is {width}x{height}")
-    return arr != 0
+    return image_to_array(msg)[:, :, 0] != 0
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -171,14 +164,13 @@ def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0) -> 
     iou = np.clip(np.asarray(result.iou, dtype=np.float32).reshape(-1), 0.0, 1.0)
     presence = np.clip(np.asarray(result.presence, dtype=np.float32).reshape(-1), 0.0, 1.0)
     ids = [int(i) for i in result.object_ids]
-    given = getattr(result, "masks", None)
-    if mask_threshold == 0.0 and given is not None and np.shape(given) == logits.shape:
-        masks = np.array(given, dtype=bool, copy=True)  # the tracker's own logits > 0
+    if mask_threshold == 0.0:
+        masks = np.array(result.masks, dtype=bool, copy=True)  # the tracker's own logits > 0
     else:
         masks = logits > mask_threshold
     if len(ids):
         masks[iou < min_iou] = False
-    height, width = logits.shape[1:] if logits.ndim == 3 else (0, 0)
+    height, width = logits.shape[1:]
     dtype = np.uint8 if not ids or max(ids) <= 255 else np.uint16
     label = np.zeros((height, width), dtype)
     seen = np.zeros((height, width), bool)

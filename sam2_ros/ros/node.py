@@ -29,9 +29,9 @@ from std_srvs.srv import Trigger
 from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros.diagnostics import NodeStats, build_status
-from sam2_ros.ros.params import PARAMS, Settings, validate
+from sam2_ros.ros.params import BY_NAME, PARAMS, Settings, validate
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
-from sam2_ros.ros.prompts import PromptError, PromptSpec, check_prompt, from_click, from_prompt_msg, stamp_ns
+from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
 from sam2_ros.ros.worker import Frame, InferenceWorker
 from sam2_ros.srv import AddPrompt, RemoveObject
 
@@ -201,7 +201,7 @@ class Sam2Node(LifecycleNode):
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         for p in params:  # the dynamic ones take effect now
-            spec = next((q for q in PARAMS if q.name == p.name), None)
+            spec = BY_NAME.get(p.name)
             if spec is not None and spec.dynamic:
                 self.settings = dataclasses.replace(self.settings, **{p.name: p.value})
         return SetParametersResult(successful=True)
@@ -299,12 +299,12 @@ class Sam2Node(LifecycleNode):
         return masks
 
     def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray]:
-        """Runs on the inference thread: check, prompt the tracker, publish; returns (message, masks)."""
+        """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
+        (message, masks)."""
         if frame is None:
             raise PromptError("no image received yet: a prompt needs a frame to apply to")
         t0 = time.perf_counter()
-        height, width = frame.rgb.shape[:2]
-        p = check_prompt(spec, height, width, self._objects, self.settings.max_objects)
+        p = prompt_args(spec, self._objects, self.settings.max_objects)
         result = self.engine.tracker.add_prompt(p.object_id, points=p.points, labels=p.labels, box=p.box,
                                                 mask=p.mask, stamp=frame.seq, replace=p.replace)
         self._objects.add(p.object_id)
@@ -340,7 +340,7 @@ class Sam2Node(LifecycleNode):
     def _wait(self, future) -> tuple[bool, str, Any]:
         try:
             value = future.result(timeout=SERVICE_TIMEOUT_S)
-        except (PromptError, ValueError) as err:
+        except ValueError as err:  # a refused prompt or call: the message says why
             return False, str(err), None
         except Exception as err:
             return False, f"{type(err).__name__}: {err}", None

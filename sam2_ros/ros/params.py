@@ -1,10 +1,11 @@
-"""The node's parameters: one table (name, default, range, meaning) that the node declares and config/sam2.yaml mirrors.
+"""The node's parameters: one typed table (name, type, default, range, meaning) that the node declares and
+config/sam2.yaml mirrors. `Settings` is the table; `PARAMS` lists the same fields as declarations.
 
 `test/test_node_params.py` checks that the YAML and this table agree, so there is one source of defaults.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -31,71 +32,59 @@ class Param:
         return "bool" if isinstance(self.default, bool) else "any"
 
 
-PARAMS: tuple[Param, ...] = (
-    Param("autostart", True, "walk the lifecycle to active at start (configure + activate)"),
-    Param("model_config", "sam2.1_hiera_t", "SAM 2 model config",
-          choices=("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l",
-                   "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l", "sam2_micro")),
-    Param("checkpoint", "", "path to Meta's .pt checkpoint for model_config; empty = random weights (a loud warning)"),
-    Param("image_size", 1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32),
-    Param("backend", "torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt")),
-    Param("device", "auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N"),
-    Param("precision", "auto", "inference precision; auto = fp16 for tensorrt, fp32 otherwise (fp16/bf16 need a GPU)",
-          choices=("auto", "fp32", "fp16", "bf16")),
-    Param("cpu_threads", 0, "torch CPU threads; 0 = torch's default", 0, 256, 1),
-    Param("max_objects", 16, "most objects tracked at once; a prompt for one more is refused", 1, 255, 1),
-    Param("mask_threshold", 0.0, "mask logit above which a pixel belongs to the object", -32.0, 32.0, dynamic=True),
-    Param("min_iou", 0.0, "objects whose predicted IoU is below this are published with an empty mask", 0.0, 1.0,
-          dynamic=True),
-    Param("prompt_history", 16, "recent frames kept so a prompt can name the frame it was drawn on", 1, 300, 1),
-    Param("memory_stride", 0, "SAM 2's memory_temporal_stride_for_eval: memories of the previous frame and of every "
-          "n-th frame before it (longer occlusions); 0 = the model config's (1)", 0, 30, 1),
-    Param("image_reliability", "best_effort", "QoS reliability of the image subscription (sensor data = best_effort)",
-          choices=("best_effort", "reliable")),
-    Param("image_qos_depth", 1, "QoS history depth of the image subscription", 1, 100, 1),
-    Param("output_qos_depth", 2, "QoS history depth of the (reliable) outputs", 1, 100, 1),
-    Param("use_compressed", False, "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
-    Param("publish_masks", True, "publish ~/masks (ObjectMaskArray)", dynamic=True),
-    Param("publish_confidence", True, "publish ~/confidence (ObjectConfidenceArray)", dynamic=True),
-    Param("publish_label_image", True, "publish ~/label_image (pixel = object id)", dynamic=True),
-    Param("publish_overlay", True, "publish ~/overlay (rgb8, masks blended over the frame)", dynamic=True),
-    Param("overlay_alpha", 0.5, "opacity of the mask colours in ~/overlay", 0.0, 1.0, dynamic=True),
-    Param("click_object_id", 1, "object that ~/click, ~/click_negative and ~/clicked_point prompt", 1, 65535, 1,
-          dynamic=True),
-    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
-)
-
-BY_NAME = {p.name: p for p in PARAMS}
+def _param(default: Any, description: str, low: float | None = None, high: float | None = None,
+           step: float | None = None, choices: tuple[str, ...] = (), dynamic: bool = False) -> Any:
+    """A Settings field that is also a declared parameter: its default, range and meaning written once."""
+    return field(default=default, metadata={"param": dict(description=description, low=low, high=high, step=step,
+                                                          choices=choices, dynamic=dynamic)})
 
 
 @dataclass
 class Settings:
-    """Typed parameter values as read in on_configure."""
+    """Typed parameter values as read in on_configure; every field is one declared parameter (PARAMS)."""
 
-    autostart: bool = True
-    model_config: str = "sam2.1_hiera_t"
-    checkpoint: str = ""
-    image_size: int = 1024
-    backend: str = "torch"
-    device: str = "auto"
-    precision: str = "auto"
-    cpu_threads: int = 0
-    max_objects: int = 16
-    mask_threshold: float = 0.0
-    min_iou: float = 0.0
-    prompt_history: int = 16
-    memory_stride: int = 0
-    image_reliability: str = "best_effort"
-    image_qos_depth: int = 1
-    output_qos_depth: int = 2
-    use_compressed: bool = False
-    publish_masks: bool = True
-    publish_confidence: bool = True
-    publish_label_image: bool = True
-    publish_overlay: bool = True
-    overlay_alpha: float = 0.5
-    click_object_id: int = 1
-    diagnostics_period: float = 1.0
+    autostart: bool = _param(True, "walk the lifecycle to active at start (configure + activate)")
+    model_config: str = _param(
+        "sam2.1_hiera_t", "SAM 2 model config",
+        choices=("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l",
+                 "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l", "sam2_micro"))
+    checkpoint: str = _param(
+        "", "path to Meta's .pt checkpoint for model_config; empty = random weights (a loud warning)")
+    image_size: int = _param(1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32)
+    backend: str = _param("torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt"))
+    device: str = _param("auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    precision: str = _param(
+        "auto", "inference precision; auto = fp16 for tensorrt, fp32 otherwise (fp16/bf16 need a GPU)",
+        choices=("auto", "fp32", "fp16", "bf16"))
+    cpu_threads: int = _param(0, "torch CPU threads; 0 = torch's default", 0, 256, 1)
+    max_objects: int = _param(16, "most objects tracked at once; a prompt for one more is refused", 1, 255, 1)
+    mask_threshold: float = _param(0.0, "mask logit above which a pixel belongs to the object", -32.0, 32.0,
+                                   dynamic=True)
+    min_iou: float = _param(0.0, "objects whose predicted IoU is below this are published with an empty mask",
+                            0.0, 1.0, dynamic=True)
+    prompt_history: int = _param(16, "recent frames kept so a prompt can name the frame it was drawn on", 1, 300, 1)
+    memory_stride: int = _param(
+        0, "SAM 2's memory_temporal_stride_for_eval: memories of the previous frame and of every n-th frame before "
+        "it (longer occlusions); 0 = the model config's (1)", 0, 30, 1)
+    image_reliability: str = _param(
+        "best_effort", "QoS reliability of the image subscription (sensor data = best_effort)",
+        choices=("best_effort", "reliable"))
+    image_qos_depth: int = _param(1, "QoS history depth of the image subscription", 1, 100, 1)
+    output_qos_depth: int = _param(2, "QoS history depth of the (reliable) outputs", 1, 100, 1)
+    use_compressed: bool = _param(
+        False, "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image")
+    publish_masks: bool = _param(True, "publish ~/masks (ObjectMaskArray)", dynamic=True)
+    publish_confidence: bool = _param(True, "publish ~/confidence (ObjectConfidenceArray)", dynamic=True)
+    publish_label_image: bool = _param(True, "publish ~/label_image (pixel = object id)", dynamic=True)
+    publish_overlay: bool = _param(True, "publish ~/overlay (rgb8, masks blended over the frame)", dynamic=True)
+    overlay_alpha: float = _param(0.5, "opacity of the mask colours in ~/overlay", 0.0, 1.0, dynamic=True)
+    click_object_id: int = _param(1, "object that ~/click, ~/click_negative and ~/clicked_point prompt", 1, 65535,
+                                  1, dynamic=True)
+    diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", 0.1, 60.0)
+
+
+PARAMS: tuple[Param, ...] = tuple(Param(f.name, f.default, **f.metadata["param"]) for f in fields(Settings))
+BY_NAME = {p.name: p for p in PARAMS}
 
 
 def validate(name: str, value: Any) -> str | None:

@@ -1,4 +1,9 @@
-"""Prompts from any source (Prompt message, clicks, RViz points) -> one checked form the tracker accepts."""
+"""Prompts from any source (Prompt message, clicks, RViz points) -> the arguments of tracker.add_prompt.
+
+Only what is the node's own is checked here (object ids that fit a label image, the object budget, decoding the mask
+message); the prompt itself is checked by the tracker's validator (tracking/prompts.py), whose message the node
+answers with.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sam2_ros.ros.conversions import ImageError, prompt_mask_to_bool
+from sam2_ros.tracking.prompts import check_combination
 
 MAX_OBJECT_ID = 65535  # label images are at most 16-bit
 
@@ -22,7 +28,7 @@ class PromptSpec:
     points: np.ndarray          # [N, 2] float64 pixels x, y
     labels: np.ndarray          # [N] int
     box: np.ndarray | None      # [4] x_min, y_min, x_max, y_max or None
-    mask_msg: object = None     # sensor_msgs/Image or None
+    mask_msg: object = None     # sensor_msgs/Image or None (an empty mask field)
     stamp: int = 0              # ns of the image it was drawn on; 0 = newest
     replace: bool = False
     source: str = "prompt"
@@ -50,52 +56,32 @@ def from_click(object_id: int, x: float, y: float, positive: bool, stamp: int, s
 
 
 @dataclass
-class CheckedPrompt:
-    """Arguments for tracker.add_prompt, all checked."""
+class PromptArgs:
+    """Arguments for tracker.add_prompt (the tracker validates them)."""
 
     object_id: int
-    points: np.ndarray | None   # [N, 2] float32
-    labels: np.ndarray | None   # [N] int32
-    box: np.ndarray | None      # [4] float32
+    points: np.ndarray | None   # [N, 2] float64 pixels x, y
+    labels: np.ndarray | None   # [N] int
+    box: np.ndarray | None      # [4] x_min, y_min, x_max, y_max
     mask: np.ndarray | None     # [H, W] bool
     replace: bool
 
 
-def check_prompt(spec: PromptSpec, height: int, width: int, known_ids: set[int], max_objects: int) -> CheckedPrompt:
-    """Raise PromptError unless the prompt fits an HxW frame and the object budget."""
+def prompt_args(spec: PromptSpec, known_ids: set[int], max_objects: int) -> PromptArgs:
+    """Raise PromptError (or the validator's ValueError for parts that do not go together, before the mask is
+    decoded) unless the prompt fits the node: object id, object budget, a readable mask message."""
     if not 1 <= spec.object_id <= MAX_OBJECT_ID:
         raise PromptError(f"object_id must be in 1..{MAX_OBJECT_ID}, got {spec.object_id}")
     if spec.object_id not in known_ids and len(known_ids) >= max_objects:
         raise PromptError(f"already tracking max_objects={max_objects} objects; remove one before adding "
                           f"object {spec.object_id}")
-    n = len(spec.points)
-    if len(spec.labels) != n:
-        raise PromptError(f"{n} point(s) but {len(spec.labels)} label(s): give one label per point")
-    if n and not np.isfinite(spec.points).all():
-        raise PromptError("points contain NaN or infinity")
-    if n and not set(int(v) for v in spec.labels) <= {0, 1}:
-        raise PromptError(f"labels must be 1 (foreground) or 0 (background), got {sorted(set(spec.labels.tolist()))}")
-    if n and ((spec.points[:, 0] < 0) | (spec.points[:, 0] > width) |
-              (spec.points[:, 1] < 0) | (spec.points[:, 1] > height)).any():
-        bad = spec.points[(spec.points[:, 0] < 0) | (spec.points[:, 0] > width) | (spec.points[:, 1] < 0) |
-                          (spec.points[:, 1] > height)][0]
-        raise PromptError(f"point ({bad[0]:g}, {bad[1]:g}) is outside the {width}x{height} image")
-    box = spec.box
-    if box is not None:
-        if not np.isfinite(box).all():
-            raise PromptError("box contains NaN or infinity")
-        x0, y0, x1, y1 = box
-        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise PromptError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) must satisfy 0 <= x_min < x_max <= {width} "
-                              f"and 0 <= y_min < y_max <= {height}")
+    clicked = len(spec.points) > 0 or len(spec.labels) > 0
+    points, labels = (spec.points, spec.labels) if clicked else (None, None)
+    check_combination(points, labels, spec.box, spec.mask_msg)
     mask = None
     if spec.mask_msg is not None:
         try:
-            mask = prompt_mask_to_bool(spec.mask_msg, height, width)
+            mask = prompt_mask_to_bool(spec.mask_msg)
         except ImageError as err:
             raise PromptError(f"mask: {err}") from err
-    if n == 0 and box is None and mask is None:
-        raise PromptError("the prompt has no points, no box and no mask")
-    return CheckedPrompt(spec.object_id, spec.points.astype(np.float32) if n else None,
-                         spec.labels.astype(np.int32) if n else None,
-                         box.astype(np.float32) if box is not None else None, mask, spec.replace)
+    return PromptArgs(spec.object_id, points, labels, spec.box, mask, spec.replace)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from sam2_ros.backends.base import InferenceBackend
+from sam2_ros.model.config import Sam2Config
+from sam2_ros.model.sam2 import Sam2Model
 from sam2_ros.tracking.state import Memory, ObjectState
 
 
@@ -34,6 +36,12 @@ class Layout:
         """Objects with equal keys have equal memory shapes and can share one memory-attention call."""
         return len(self.maskmems), len(self.ptrs)
 
+    def rows(self, n: int) -> list["Layout"]:
+        """A layout whose tensors hold n rows (memories [n, D, h, w], pointers [n, C]: training's batched clips)
+        -> one layout per row, as the assembler takes them."""
+        return [Layout([m[i] for m in self.maskmems], self.slots, [p[i] for p in self.ptrs], self.rel_t)
+                for i in range(n)]
+
 
 def memory_frame(index: int, slot: int, num_maskmem: int, stride: int = 1) -> int:
     """The past frame whose spatial memory fills `slot` (1 .. num_maskmem-1) for frame `index` (Meta's rule)."""
@@ -48,9 +56,13 @@ def memory_reach(num_maskmem: int, stride: int = 1) -> int:
     return max(1, (num_maskmem - 2) * stride + 1)  # ((f-2) // r) * r >= f-1-r
 
 
-def select_memory(obj: ObjectState, index: int, num_maskmem: int, max_ptrs: int, use_ptrs: bool,
-                  only_past_ptrs: bool, signed_rel: bool, stride: int = 1) -> Layout:
-    """The memories object `obj` reads when tracking (or correcting) frame `index`."""
+def select_memory(obj: ObjectState, index: int, config: Sam2Config, stride: int = 1,
+                  max_ptrs: int | None = None) -> Layout:
+    """The memories object `obj` reads when tracking (or correcting) frame `index`; max_ptrs: the pointer window
+    (None: the config's max_obj_ptrs_in_encoder, what a stream longer than the window uses)."""
+    num_maskmem = config.num_maskmem
+    max_ptrs = config.max_obj_ptrs_in_encoder if max_ptrs is None else max_ptrs
+    signed_rel = config.use_signed_tpos_enc_to_obj_ptrs
     layout = Layout([], [], [], [])
     cond_frames = sorted(obj.cond)
     for t in cond_frames:
@@ -64,9 +76,9 @@ def select_memory(obj: ObjectState, index: int, num_maskmem: int, max_ptrs: int,
                 raise RuntimeError(f"memory of frame {past} was dropped too early")
             layout.maskmems.append(entry.maskmem)
             layout.slots.append(slot)
-    if use_ptrs:
+    if config.use_obj_ptrs_in_encoder:
         for t in cond_frames:
-            if only_past_ptrs and t > index:
+            if config.only_obj_ptrs_in_the_past_for_eval and t > index:
                 continue
             layout.ptrs.append(obj.cond[t].obj_ptr)
             layout.rel_t.append(index - t if signed_rel else abs(index - t))
@@ -82,11 +94,16 @@ def select_memory(obj: ObjectState, index: int, num_maskmem: int, max_ptrs: int,
 
 
 class MemoryAssembler:
-    """Builds attend_memory inputs for a batch of objects; position encodings of the slots are computed once."""
+    """Builds attend_memory inputs for a batch of objects; position encodings of the slots are computed once.
 
-    def __init__(self, backend: InferenceBackend, max_rel: int) -> None:
+    `backend` may be a Sam2Model (training: the encodings then carry gradients to their parameters, so an
+    assembler lives for one forward pass)."""
+
+    def __init__(self, backend: InferenceBackend | Sam2Model, max_rel: int | None = None) -> None:
         self.backend = backend
-        self.max_rel = max_rel
+        # The largest pointer distance the temporal encoding is normalised by (Meta: min(num_frames, max_ptrs) - 1;
+        # a stream is longer than any pointer window).
+        self.max_rel = backend.config.max_obj_ptrs_in_encoder - 1 if max_rel is None else max_rel
         self._slot_pos: dict[int, torch.Tensor] = {}
         self._maskmem_pos: torch.Tensor | None = None
 
@@ -111,11 +128,15 @@ class MemoryAssembler:
                               for lay in layouts]).float()  # stored bf16 -> float32, as Meta's torch.cat promotes
         memory_pos = torch.stack([torch.cat([self._slot(s) for s in lay.slots], dim=0) for lay in layouts])
         tokens, positions = [], []
+        ptr_pos: dict[tuple[int, ...], torch.Tensor] = {}  # [P, D] per distinct list of distances
         for lay in layouts:
             if not lay.ptrs:
                 continue
             ptrs = torch.stack(lay.ptrs).unsqueeze(0)  # [1, P, C]
-            tok, pos = self.backend.pointer_tokens(ptrs, self.backend.pointer_pos(lay.rel_t, self.max_rel))
+            rel_t = tuple(lay.rel_t)
+            if rel_t not in ptr_pos:
+                ptr_pos[rel_t] = self.backend.pointer_pos(lay.rel_t, self.max_rel)
+            tok, pos = self.backend.pointer_tokens(ptrs, ptr_pos[rel_t])
             tokens.append(tok)
             positions.append(pos)
         if not tokens:
@@ -140,12 +161,12 @@ def enforce_cond_cap(obj: ObjectState, cap: int) -> None:
             obj.recent[t] = obj.cond.pop(t)
 
 
-def trim(obj: ObjectState, oldest_history: int, num_maskmem: int, max_ptrs: int, stride: int = 1) -> None:
+def trim(obj: ObjectState, oldest_history: int, config: Sam2Config, stride: int = 1) -> None:
     """Drop what no frame from `oldest_history` on can read: pointers older than oldest-15, spatial memories older
-    than oldest-memory_reach (6 at stride 1), masks and prompts of frames that left the history."""
-    ptr_horizon = oldest_history - (max_ptrs - 1)
-    mem_horizon = oldest_history - memory_reach(num_maskmem, stride)
-    for t in [t for t in obj.recent if t < ptr_horizon]:
+    than oldest-memory_reach (6 at stride 1, 16 at stride 3), masks and prompts of frames that left the history."""
+    ptr_horizon = oldest_history - (config.max_obj_ptrs_in_encoder - 1)
+    mem_horizon = oldest_history - memory_reach(config.num_maskmem, stride)
+    for t in [t for t in obj.recent if t < min(ptr_horizon, mem_horizon)]:
         del obj.recent[t]
     for t, entry in list(obj.recent.items()):
         changes = {}

@@ -23,7 +23,7 @@ from sam2_ros.tracking.prompts import check_object_id, check_stamp, parse_prompt
 from sam2_ros.tracking.state import Frame, Memory, ObjectState, Prompt, Stamp, TrackerOptions, TrackResult, tensor_bytes
 
 logger = logging.getLogger(__name__)
-_PREV_LOGIT_CLAMP = 32.0  # previous mask logits fed back with a correction are clamped (as Meta does)
+PREV_LOGIT_CLAMP = 32.0  # previous mask logits fed back with a correction are clamped (as Meta does)
 
 
 class StreamingTracker:
@@ -37,16 +37,9 @@ class StreamingTracker:
             raise ValueError(f"expected a Sam2Model or an InferenceBackend, got {type(model).__name__}")
         self.backend = model
         self.options = options or TrackerOptions()
-        cfg = model.config
-        if not cfg.directly_add_no_mem_embed:
-            raise ValueError("only configs with directly_add_no_mem_embed=True are supported")
-        self._stride = self.options.memory_stride or cfg.memory_temporal_stride_for_eval
-        if not isinstance(self._stride, int) or self._stride < 1:
-            raise ValueError(f"memory_temporal_stride_for_eval must be an int >= 1, got {self._stride!r}")
-        if not cfg.use_mask_input_as_output_without_sam:
-            raise ValueError("only configs that take a mask prompt as the output are supported")
-        self._max_ptrs = cfg.max_obj_ptrs_in_encoder  # a stream is longer than any pointer window
-        self._assembler = MemoryAssembler(model, max_rel=self._max_ptrs - 1)
+        # Both are checked where they are set (TrackerOptions, Sam2Config): an int >= 1.
+        self._stride = self.options.memory_stride or model.config.memory_temporal_stride_for_eval
+        self._assembler = MemoryAssembler(model)
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -160,14 +153,10 @@ class StreamingTracker:
         return newest
 
     def _trim(self, obj: ObjectState) -> None:
-        cfg = self.backend.config
-        trim(obj, self._frames[0].index, cfg.num_maskmem, self._max_ptrs, self._stride)
+        trim(obj, self._frames[0].index, self.backend.config, self._stride)
 
     def _layout(self, obj: ObjectState, index: int) -> Layout:
-        cfg = self.backend.config
-        return select_memory(obj, index, cfg.num_maskmem, self._max_ptrs, cfg.use_obj_ptrs_in_encoder,
-                             cfg.only_obj_ptrs_in_the_past_for_eval, cfg.use_signed_tpos_enc_to_obj_ptrs,
-                             self._stride)
+        return select_memory(obj, index, self.backend.config, self._stride)
 
     def _attend(self, frame: Frame, image_pos: torch.Tensor, layouts: list[Layout]) -> torch.Tensor:
         """Memory-conditioned features [B, C, h, w] for objects with memory, in the given order."""
@@ -232,7 +221,7 @@ class StreamingTracker:
                 pix = self._attend(frame, self._image_pos, [self._layout(obj, k)])
             mask_input = None
             if previous is not None and previous.low_res is not None:
-                mask_input = previous.low_res.clamp(-_PREV_LOGIT_CLAMP, _PREV_LOGIT_CLAMP)[None]
+                mask_input = previous.low_res.clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)[None]
             out = self.backend.decode(pix, frame.feat_s0, frame.feat_s1, coords[None].to(self.backend.device),
                                       labels[None].to(self.backend.device), mask_input,
                                       cfg.use_multimask(is_cond, int(labels.shape[0])))

@@ -63,10 +63,12 @@ def track_masks(model: Sam2Model, clip: Clip, prompt: str = "click",
 
 
 @torch.inference_mode()
-def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False) -> list[tuple[np.ndarray, float]]:
-    """(mask, predicted IoU) of every frame from the training unroll (one click on frame 0): with teacher=True
-    every memory is encoded from the ground truth instead of the predictions, which splits the tracking error into
-    drift (memories of earlier mistakes) and what the model misses even with perfect memories."""
+def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False,
+                  memory_stride: int = 0) -> list[tuple[np.ndarray, float]]:
+    """(mask, predicted IoU) of every frame from the training unroll (one click on frame 0; memory_stride: the
+    tracker's, 0 = the config's): with teacher=True every memory is encoded from the ground truth instead of the
+    predictions, which splits the tracking error into drift (memories of earlier mistakes) and what the model misses
+    even with perfect memories."""
     from sam2_ros.model.sam2 import preprocess
     from sam2_ros.training.unroll import decode_for_training, rollout
 
@@ -82,7 +84,8 @@ def rollout_masks(model: Sam2Model, clip: Clip, teacher: bool = False) -> list[t
                                 torch.ones(1, 1, dtype=torch.int32), None, model.config.use_multimask(True, 1))
     gt = torch.from_numpy(clip.masks[:, :1]).transpose(0, 1) if teacher else None  # [1, T, S, S]
     outs = [first] + list(rollout(model, lambda f: (feat_s0[f:f + 1], feat_s1[f:f + 1], embed[f:f + 1]),
-                                  pos[:1], first, len(clip.frames), gt))
+                                  pos[:1], first, len(clip.frames), gt,
+                                  memory_stride or model.config.memory_temporal_stride_for_eval))
     size_hw = tuple(clip.frames.shape[1:3])
     # low_res is the candidate of highest predicted IoU (the one the tracker keeps), so its IoU is the maximum.
     return [((postprocess_masks(out.low_res, size_hw)[0, 0] > 0).numpy(), float(out.ious[0].max())) for out in outs]
@@ -93,16 +96,15 @@ def measure(model: Sam2Model, clips: int = 8, frames: int = 31, seed: int = EVAL
             prompt: str = "click", memory_stride: int = 0, teacher_memory: bool = False) -> Quality:
     """Prompt object 0 on frame 0 (one click at its innermost pixel, or its exact box); track it `frames`-1 frames
     (memory_stride: the tracker's, 0 = the config's). teacher_memory: track with the training unroll and memories
-    from the ground truth (see rollout_masks; clicks only, stride 1)."""
-    stride = memory_stride or model.config.memory_temporal_stride_for_eval
-    if teacher_memory and (prompt != "click" or stride != 1):
-        raise ValueError("teacher_memory measures click prompts at memory stride 1 only")
+    from the ground truth (see rollout_masks; clicks only)."""
+    if teacher_memory and prompt != "click":
+        raise ValueError("teacher_memory measures click prompts only")
     model = model.eval()
     j0s, jts, jmid, pred_iou, true_iou, per_clip = [], [], [], [], [], []
     for c in range(clips):
         clip = make_eval_clip(seed + c, frames, model.config.image_size)
         if teacher_memory:
-            outputs = rollout_masks(model, clip, teacher=True)
+            outputs = rollout_masks(model, clip, teacher=True, memory_stride=memory_stride)
         else:
             outputs = track_masks(model, clip, prompt, memory_stride)
         js = []

@@ -2,8 +2,9 @@
 
 Frame 0 of every clip is prompted (clicks or a box, optionally followed by a corrective click); each later frame
 attends to the prompted frame's memory, the memories of up to num_maskmem-1 previous frames and the object pointers
-of all earlier frames, exactly the selection the tracker makes, and is decoded without prompts. A clip of one frame
-is plain promptable image segmentation. Losses are summed over frames (SAM 2 trains the same way).
+of up to max_obj_ptrs_in_encoder-1 earlier frames, selected and assembled by the tracker's own memory-bank code,
+and is decoded without prompts. A clip of one frame is plain promptable image segmentation. Losses are summed over
+frames (SAM 2 trains the same way).
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import torch.nn.functional as F
 
 from sam2_ros.model.mask_decoder import pick_per_batch
 from sam2_ros.model.sam2 import NO_OBJ_SCORE, Sam2Model
+from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory, trim
+from sam2_ros.tracking.state import Memory, ObjectState
+from sam2_ros.tracking.tracker import PREV_LOGIT_CLAMP
 from sam2_ros.training.losses import LossTerms, LossWeights, sam2_loss
 from sam2_ros.training.prompts import corrective_click, initial_prompt
-
-_PREV_LOGIT_CLAMP = 32.0  # previous logits fed back with a correction are clamped (as the tracker does)
 
 
 @dataclass
@@ -112,7 +114,7 @@ def unroll(model: Sam2Model, images: torch.Tensor, targets: torch.Tensor, gen: t
         pred = _upsample(out.low_res.detach(), size)[:, 0] > 0
         xy, lab = corrective_click(pred, gt0, gen)
         coords, labels = torch.cat([coords, xy], dim=1), torch.cat([labels, lab], dim=1)
-        mask_input = out.low_res.detach().clamp(-_PREV_LOGIT_CLAMP, _PREV_LOGIT_CLAMP)
+        mask_input = out.low_res.detach().clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)
         out = decode_for_training(model, pix0, s0, s1, coords, labels, mask_input,
                                   cfg.use_multimask(True, coords.shape[1]))
         losses.append(_frame_loss(out, soft[:, 0], loss_size, weights))
@@ -138,11 +140,11 @@ def ground_truth_memory(mask: torch.Tensor, embed: torch.Tensor,
 
 def rollout(model: Sam2Model, frame_rows: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
             image_pos: torch.Tensor, first: _Decoded, num_frames: int,
-            teacher: torch.Tensor | None = None) -> Iterator[_Decoded]:
+            teacher: torch.Tensor | None = None, stride: int = 1) -> Iterator[_Decoded]:
     """Track frames 1..num_frames-1 after the prompted frame 0 (its decoder output `first`), yielding each frame's
-    decoder output. Every frame attends to the prompted frame's memory, the memories of up to num_maskmem-1
-    previous frames and the pointers of up to max_obj_ptrs_in_encoder-1 earlier frames plus frame 0: the
-    streaming tracker's selection at memory stride 1.
+    decoder output. Memories are chosen and assembled by the streaming tracker's own code (select_memory,
+    MemoryAssembler) at memory stride `stride`; every row of the batch has the same frames, so one memory bank holds
+    them all, its tensors carrying the N rows (and the gradients).
 
     frame_rows(f) -> (feat_s0, feat_s1, image_embed) rows [N, ...] of frame f; image_pos [1, C, h, w].
     teacher [N, T, S, S] bool: memories are encoded from these masks instead of the predictions (measures how much
@@ -150,23 +152,19 @@ def rollout(model: Sam2Model, frame_rows: Callable[[int], tuple[torch.Tensor, to
     cfg = model.config
     size = cfg.image_size
     e0 = frame_rows(0)[2]
+    n = e0.shape[0]
     if teacher is None:
-        cond_mem, cond_pos = model.encode_memory(e0, _upsample(first.low_res, size), first.score,
-                                                 cfg.binarize_mask_from_pts_for_mem_enc)
+        maskmem, maskmem_pos = model.encode_memory(e0, _upsample(first.low_res, size), first.score,
+                                                   cfg.binarize_mask_from_pts_for_mem_enc)
     else:
-        cond_mem, cond_pos = ground_truth_memory(teacher[:, 0], e0, model)
-    recent: list[tuple[torch.Tensor, torch.Tensor]] = []  # spatial memories of tracked frames, oldest first
-    ptrs = [first.obj_ptr]  # [N, C] per frame, frame 0 first
-    max_rel = cfg.max_obj_ptrs_in_encoder - 1
+        maskmem, maskmem_pos = ground_truth_memory(teacher[:, 0], e0, model)
+    bank = ObjectState(0)
+    bank.cond[0] = Memory(first.obj_ptr, first.score, maskmem, None, None)
+    assembler = MemoryAssembler(model)  # one per pass: its cached slot encodings belong to this graph
+    assembler.set_maskmem_pos(maskmem_pos)
     for f in range(1, num_frames):
-        frames = [(cond_mem, cond_pos, 0)]
-        for ago, (mem, mpos) in enumerate(reversed(recent[-(cfg.num_maskmem - 1):]), start=1):
-            frames.append((mem, mpos, cfg.num_maskmem - ago))
-        use = list(range(max(0, f - max_rel), f))  # pointer frames (frame 0 is always the prompted one)
-        if 0 not in use:
-            use = [0] + use
-        ptr_stack = torch.stack([ptrs[i] for i in use], dim=1)  # [N, P, C]
-        memory, memory_pos, ptr_tok, ptr_pos = model.assemble_memory(frames, ptr_stack, [f - i for i in use], max_rel)
+        layout = select_memory(bank, f, cfg, stride)
+        memory, memory_pos, ptr_tok, ptr_pos = assembler.assemble(layout.rows(n))
         s0, s1, ef = frame_rows(f)
         pix = model.attend_memory(ef, image_pos.expand(ef.shape[0], -1, -1, -1), memory, memory_pos,
                                   ptr_tok, ptr_pos)
@@ -174,7 +172,8 @@ def rollout(model: Sam2Model, frame_rows: Callable[[int], tuple[torch.Tensor, to
         yield out
         if f < num_frames - 1:
             if teacher is None:
-                recent.append(model.encode_memory(ef, _upsample(out.low_res, size), out.score, False))
+                maskmem, _ = model.encode_memory(ef, _upsample(out.low_res, size), out.score, False)
             else:
-                recent.append(ground_truth_memory(teacher[:, f], ef, model))
-            ptrs.append(out.obj_ptr)
+                maskmem, _ = ground_truth_memory(teacher[:, f], ef, model)
+            bank.recent[f] = Memory(out.obj_ptr, out.score, maskmem, None, None)
+            trim(bank, f + 1, cfg, stride)

@@ -1,0 +1,43 @@
+"""What a program that talks to the sam2 node needs (the demo, benchmarks, tests): a private DDS domain and an rclpy
+node spun in the background."""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+
+def use_private_domain(environ: MutableMapping[str, str] = os.environ) -> str:
+    """Localhost-only discovery and a DDS domain picked for this process, written into `environ` (before rclpy.init
+    and before starting child processes), so concurrent runs on one machine never hear each other; returns the id."""
+    domain = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
+    environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    environ["ROS_DOMAIN_ID"] = domain
+    return domain
+
+
+@contextmanager
+def spinning_node(name: str) -> Iterator[Any]:
+    """An rclpy node in a context of its own, spun by a background executor thread; on exit the executor stops, the
+    thread is joined before the context shuts down (else rclpy can abort), and the node is destroyed."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[])
+    node = rclpy.create_node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        thread.join(5)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
