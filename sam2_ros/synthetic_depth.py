@@ -56,7 +56,7 @@ class SyntheticDepthCamera:
         n = scene.num_objects
         # Inverse depth on the optical axis, far (first drawn) to near (last drawn), with a budget per gap.
         w_far, w_near = 1.0 / FARTHEST, 1.0 / NEAREST
-        centres = np.linspace(w_far, w_near, n) if n > 1 else np.array([1.0 / 1.5])
+        centres = np.linspace(w_far, w_near, n) if n > 1 else np.full(n, 1.0 / 1.5)
         gap = (w_near - w_far) / max(n - 1, 1) if n > 1 else 0.5
         xn_max = max(abs(-0.5 - self.intrinsics.cx), abs(w - 0.5 - self.intrinsics.cx)) / self.intrinsics.fx
         yn_max = max(abs(-0.5 - self.intrinsics.cy), abs(h - 0.5 - self.intrinsics.cy)) / self.intrinsics.fy
@@ -106,7 +106,7 @@ class SyntheticDepthCamera:
         """Exact centroid of each object's visible pixels (colour resolution, noise-free), and their count."""
         n = frame.masks.shape[0]
         centroids = np.full((n, 3), np.nan)
-        visible = frame.masks.reshape(n, -1).sum(axis=1)
+        visible = frame.masks.sum(axis=(1, 2))
         intr = self.intrinsics
         for k in range(n):
             ys, xs = np.nonzero(owner == k)

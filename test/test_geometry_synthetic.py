@@ -87,6 +87,10 @@ def test_ground_truth_is_the_visible_part():
     frame.masks[1] = False
     d = camera.render(frame)
     assert np.isnan(d.centroids[1]).all() and d.visible_pixels[1] == 0
+    empty = SyntheticScene(64, 64, num_objects=0, seed=0)
+    d = SyntheticDepthCamera(empty).render(empty.frame(3), "16UC1", 0.5)
+    assert d.depth.shape == (32, 32) and d.centroids.shape == (0, 3)
+    assert 3000 < np.median(d.depth[d.depth > 0]) < 4000      # the background wall at ~3.5 m
 
 
 def erosion_shift(mask: np.ndarray, shape, intr, z: float) -> float:

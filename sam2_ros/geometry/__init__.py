@@ -1,9 +1,10 @@
 """3-D objects from a registered depth image, ROS-free (numpy only): depth decoding, intrinsics, per-object points,
-centroids and boxes, labelled point-cloud bytes, and colour/depth pairing by stamp. The node (sam2_ros/ros) calls:
+centroids and boxes, labelled point-cloud bytes, and colour/depth pairing by stamp. Per colour frame the node calls:
 
+    raw = pairing.match(frame.stamp)                             # DepthPairingBuffer: same/nearest stamp or None
     depth = depth_to_metres(array, encoding)                     # [H, W] float32 m, NaN = invalid
     objects = extract_objects(masks, ids, depth, Intrinsics.from_k(info.k, info.width, info.height), params)
-    cloud = pack_objects(objects)                                # PointCloud2 fields/data/sizes
+    cloud = pack_objects(objects)                                # PointCloud2 fields, data, sizes
 """
 from .cloud import XYZL_DTYPE, XYZL_FIELDS, PackedCloud, pack_objects, pack_xyzl, xyzl_array
 from .depth import DEPTH_ENCODINGS, DepthError, depth_to_metres

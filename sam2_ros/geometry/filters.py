@@ -84,24 +84,24 @@ def voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
     points = np.asarray(points, dtype=np.float32)
     if points.shape[0] == 0:
         return points.reshape(0, 3)
-    scale = np.float32(1.0 / voxel)
-    cells = [np.floor(points[:, a] * scale).astype(np.int64) for a in range(3)]   # 3 x [P] (1-D ops: fast)
-    cells = [c - c.min() for c in cells]
-    dims = [int(c.max()) + 1 for c in cells]
+    by_axis = np.ascontiguousarray(points.T)                # [3, P] (a no-op for back_project's output)
+    cells = np.floor(by_axis * np.float32(1.0 / voxel)).astype(np.int64)          # [3, P]
+    cells -= cells.min(axis=1, keepdims=True)
+    dims = [int(d) + 1 for d in cells.max(axis=1)]
     total = dims[0] * dims[1] * dims[2]                     # Python int: cannot overflow
     if total >= 2 ** 62:
         raise ValueError(f"voxel {voxel} m is too small for points spanning {dims} cells")
-    keys = (cells[0] * dims[1] + cells[1]) * dims[2] + cells[2]                   # [P]
-    if total <= 8 * points.shape[0] + 65536:
+    keys = cells[0] * (dims[1] * dims[2])                   # [P] cube number, x-major
+    keys += cells[1] * dims[2]
+    keys += cells[2]
+    if total <= 8 * points.shape[0] + 65536:                # compact: count densely, number the occupied cubes
         counts = np.bincount(keys, minlength=total)
-        occupied = np.flatnonzero(counts)
-        inverse, counts = None, counts[occupied]
+        occupied = counts > 0
+        inverse = (np.cumsum(occupied) - 1)[keys]
+        counts = counts[occupied]
     else:
         _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     out = np.empty((3, counts.shape[0]), dtype=np.float32)  # [3, V]
     for a in range(3):
-        if inverse is None:
-            out[a] = np.bincount(keys, weights=points[:, a], minlength=total)[occupied] / counts
-        else:
-            out[a] = np.bincount(inverse, weights=points[:, a], minlength=counts.shape[0]) / counts
+        out[a] = np.bincount(inverse, weights=by_axis[a], minlength=counts.shape[0]) / counts
     return out.T                                            # [V, 3], columns contiguous like back_project's

