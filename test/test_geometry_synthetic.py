@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sam2_ros.geometry import GeometryParams, depth_to_metres, erode, extract_objects, sample_mask
+from sam2_ros.geometry import GeometryParams, depth_to_metres, extract_objects
 from sam2_ros.synthetic import SyntheticScene
-from sam2_ros.synthetic_depth import SyntheticDepthCamera
+from sam2_ros.synthetic_depth import SyntheticDepthCamera, erosion_shift
 
 
 def test_deterministic_and_random_access():
@@ -21,24 +21,30 @@ def test_deterministic_and_random_access():
     assert not np.array_equal(a.render(scene.frame(8), "16UC1").depth, a.render(f7, "16UC1").depth)
 
 
-def test_planes_are_ordered_like_the_occlusion():
+@pytest.mark.parametrize("n, seed", [(1, 0), (2, 1), (2, 7), (6, 2), (16, 3)])
+def test_planes_are_ordered_like_the_occlusion(n, seed):
     """Later objects are drawn on top in colour, so they must be nearer in depth everywhere they could overlap, and
     every object in front of the background; the noise-free depth of a pixel is its owner's plane."""
-    scene = SyntheticScene(96, 128, num_objects=6, seed=2)
+    scene = SyntheticScene(96, 128, num_objects=n, seed=seed)
     camera = SyntheticDepthCamera(scene, noise=False)
     intr = camera.intrinsics
-    xn, yn = np.meshgrid((np.arange(128) - intr.cx) / intr.fx, (np.arange(96) - intr.cy) / intr.fy)
-    for t in (0, 40, 97, 250):
-        inv = camera.inverse_depth(t, xn, yn)                    # [7, H, W]: objects far -> near, background last
-        assert (np.diff(inv[:6], axis=0) > 0).all()              # object k + 1 nearer than k at every pixel
-        assert (inv[0] > inv[6]).all()                           # the farthest object in front of the background
+    u, v = np.arange(-0.5, 128, 0.5), np.arange(-0.5, 96, 0.5)   # pixel centres and edges, the corners included
+    xn, yn = np.meshgrid((u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy)
+    for t in range(0, 400, 7):
+        inv = camera.inverse_depth(t, xn, yn)                    # [n + 1, ...]: objects far -> near, background last
+        assert (np.diff(inv, axis=0)[:-1] > 0).all()             # object k + 1 nearer than k everywhere
+        assert (inv[:n] > inv[n]).all()                          # every object in front of the background
+        assert (inv > 1 / 10.0).all() and (inv < 1 / 0.5).all()  # 0.5 .. 10 m
+    for t in (0, 97):
         frame = scene.frame(t)
         z = camera.render(frame, "32FC1").depth
-        for k in range(6):
+        xx, yy = np.meshgrid((np.arange(128) - intr.cx) / intr.fx, (np.arange(96) - intr.cy) / intr.fy)
+        inv = camera.inverse_depth(t, xx, yy)
+        for k in range(n):
             m = frame.masks[k]
             np.testing.assert_allclose(z[m], 1.0 / inv[k][m], rtol=1e-6)
         background = ~frame.masks.any(0)
-        np.testing.assert_allclose(z[background], 1.0 / inv[6][background], rtol=1e-6)
+        np.testing.assert_allclose(z[background], 1.0 / inv[n][background], rtol=1e-6)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
@@ -93,16 +99,6 @@ def test_ground_truth_is_the_visible_part():
     assert 3000 < np.median(d.depth[d.depth > 0]) < 4000      # the background wall at ~3.5 m
 
 
-def erosion_shift(mask: np.ndarray, shape, intr, z: float) -> float:
-    """How far (m, at depth z) eroding the mask by 2 depth px moves its 2-D centroid: the filter's own effect."""
-    sampled = sample_mask(mask, *shape)
-    eroded = erode(sampled, 2)
-    if not eroded.any():
-        return np.inf
-    before, after = np.argwhere(sampled).mean(0), np.argwhere(eroded).mean(0)   # (v, u) depth px
-    return float(max(abs(before[0] - after[0]) * z / intr.fy, abs(before[1] - after[1]) * z / intr.fx))
-
-
 def _checked_errors(num_objects: int, seed: int, frames, encoding: str, scale: float):
     scene = SyntheticScene(480, 640, num_objects=num_objects, seed=seed)
     camera = SyntheticDepthCamera(scene)
@@ -139,3 +135,18 @@ def test_centroid_accuracy_on_ground_truth_masks(encoding, scale):
     assert len(errors) >= 10
     assert (errors[:, 2] <= 0.01).all()
     assert (errors[:, :2] <= 0.02).all()
+
+
+def test_erosion_shift_measures_the_filter_not_the_depth():
+    from sam2_ros.geometry import Intrinsics
+
+    intr = Intrinsics(100.0, 100.0, 49.5, 49.5, 100, 100)
+    square = np.zeros((100, 100), bool)
+    square[20:60, 30:70] = True
+    assert erosion_shift(square, (100, 100), intr, 2.0) == 0.0       # symmetric: erosion moves nothing
+    ell = square.copy()
+    ell[20:50, 40:70] = False                                         # an L: thin arms lose more than the corner
+    assert erosion_shift(ell, (100, 100), intr, 2.0) > 0.005
+    thin = np.zeros((100, 100), bool)
+    thin[50:53, 10:90] = True
+    assert erosion_shift(thin, (100, 100), intr, 2.0) == float("inf")
