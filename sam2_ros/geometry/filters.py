@@ -9,7 +9,7 @@ import numpy as np
 from .intrinsics import Intrinsics
 
 MAD_TO_SIGMA = 1.4826  # MAD * 1.4826 estimates a normal distribution's standard deviation
-MAD_FLOOR = 0.001      # m: the MAD never counts as smaller than 16UC1's resolution (a flat, quantised surface has MAD 0)
+MAD_FLOOR = 0.001      # m: the MAD never counts as less than 16UC1's step (a flat, quantised surface has MAD 0)
 
 
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -50,7 +50,7 @@ class Intrinsics:
         if kk[2, 2] != 1.0 or kk[1, 0] != 0.0 or kk[2, 0] != 0.0 or kk[2, 1] != 0.0:
             if not np.any(kk):
                 raise IntrinsicsError("camera is not calibrated (K is zero)")
-            raise IntrinsicsError(f"K is not a pinhole camera matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]: {kk.tolist()}")
+            raise IntrinsicsError(f"K is not a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]: {kk.tolist()}")
         if kk[0, 1] != 0.0:
             raise IntrinsicsError(f"K has skew {kk[0, 1]}; registered depth is expected to have none")
         return cls(float(kk[0, 0]), float(kk[1, 1]), float(kk[0, 2]), float(kk[1, 2]), int(width), int(height))
