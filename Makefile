@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/tracker_cpu.py
 	$(PY) bench/onnx_cpu.py
 	$(PY) bench/node_overhead.py
+	$(PY) bench/geometry_cpu.py
 	$(PY) bench/gpu.py
 
 clean:
