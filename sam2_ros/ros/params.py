@@ -38,12 +38,15 @@ PARAMS: tuple[Param, ...] = (
                    "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l", "sam2_micro")),
     Param("checkpoint", "", "path to Meta's .pt checkpoint for model_config; empty = random weights (a loud warning)"),
     Param("image_size", 1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32),
-    Param("backend", "torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt")),
+    Param("backend", "auto", "inference backend; auto = tensorrt where it and a GPU exist, else torch on the GPU, "
+          "else onnxruntime on the CPU (exported once, cached)", choices=("auto", "torch", "onnxruntime", "tensorrt")),
     Param("device", "auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N"),
-    Param("precision", "auto", "inference precision; auto = fp16 for tensorrt, fp32 otherwise (fp16/bf16 need a GPU)",
+    Param("precision", "auto", "inference precision; auto = fp16 for tensorrt, bf16 (fp16 without bf16) for torch on a "
+          "GPU, fp32 on the CPU",
           choices=("auto", "fp32", "fp16", "bf16")),
-    Param("cpu_threads", 0, "torch CPU threads; 0 = torch's default", 0, 256, 1),
-    Param("max_objects", 16, "most objects tracked at once; a prompt for one more is refused", 1, 255, 1),
+    Param("cpu_threads", 0, "CPU threads of torch and ONNX Runtime; 0 = torch's default", 0, 256, 1),
+    Param("max_objects", 16, "most objects tracked at once (also the TensorRT profile's batch); a prompt for one "
+          "more is refused", 1, 255, 1),
     Param("mask_threshold", 0.0, "mask logit above which a pixel belongs to the object", -32.0, 32.0, dynamic=True),
     Param("min_iou", 0.0, "objects whose predicted IoU is below this are published with an empty mask", 0.0, 1.0,
           dynamic=True),
@@ -76,7 +79,7 @@ class Settings:
     model_config: str = "sam2.1_hiera_t"
     checkpoint: str = ""
     image_size: int = 1024
-    backend: str = "torch"
+    backend: str = "auto"
     device: str = "auto"
     precision: str = "auto"
     cpu_threads: int = 0
