@@ -14,7 +14,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.py"
-STEPS = ["environment", "cuda_graphs", "precision", "timing_tiny", "stream", "timing_sizes", "tensorrt", "pytest_cuda"]
+STEPS = ["environment", "cuda_graphs", "precision", "timing_tiny", "stream", "tensorrt", "pytest_cuda", "timing_sizes"]
 
 
 def _run(*args: str, timeout: float = 300, block_torch: bool = False) -> subprocess.CompletedProcess:
