@@ -12,7 +12,7 @@ SETUP_INPUTS := $(wildcard requirements/*.txt) scripts/setup_venv.sh scripts/fix
 	compat/vision_msgs/CMakeLists.txt compat/vision_msgs/package.xml \
 	$(shell find sam2_ros -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -38,7 +38,13 @@ bench: setup
 	$(PY) bench/onnx_cpu.py
 	$(PY) bench/node_overhead.py
 	$(PY) bench/geometry_cpu.py
-	$(PY) bench/gpu.py
+	$(PY) bench/auto_start.py
+
+# On a machine with a CUDA GPU: no venv needed, only a python with torch (CUDA) and numpy. At most 8 minutes; results
+# in bench/out/gpu_check.json and bench/out/gpu_check.md (see docs/BENCHMARKS.md, "GPU").
+GPU_PYTHON ?= python3
+gpu-check:
+	$(GPU_PYTHON) bench/gpu_check.py --out bench/out
 
 clean:
 	rm -rf build install log $(VENV)

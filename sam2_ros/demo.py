@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +148,15 @@ class Demo:
             PilImage.fromarray(image_to_array(msg)).save(self.out / f"overlay_{self.saved:04d}.png")
             self.saved += 1
 
+    def node_start(self) -> str:
+        """`backend=<what ran> start_s=<configure time>` from the node's log (export / warm-up included)."""
+        try:
+            text = (self.out / "node.log").read_text(errors="replace")
+        except OSError:
+            return "backend=? start_s=?"
+        found = re.search(r"via (\w+) \(ready in ([\d.]+) s\)", text)
+        return f"backend={found[1]} start_s={found[2]}" if found else "backend=? start_s=?"
+
     def summary(self, weights: str) -> str:
         with self.lock:
             outputs, sent = list(self.outputs), dict(self.sent)
@@ -159,7 +169,7 @@ class Demo:
         return (f"frames_in={len(sent)} frames_out={len(outputs)} fps={fps:.2f} "
                 f"latency_ms={1e3 * float(np.mean(latency)) if latency else float('nan'):.0f} "
                 f"J={j_all:.3f} (click obj1 {j[1]:.3f}, box obj2 {j[2]:.3f}) weights={weights} "
-                f"overlays={self.saved} folder={self.out}")
+                f"{self.node_start()} overlays={self.saved} folder={self.out}")
 
 
 def _image(rgb: np.ndarray, stamp: int):
@@ -184,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=None,
                         help="model input size (default: 256 for sam2_micro and on CPU; 1024 for Meta's models on a GPU)")
     parser.add_argument("--checkpoint", default=None, help="Meta's .pt (default: models/<name>.pt if present)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+                        help="the node's backend (auto: ONNX Runtime on a CPU, exported once into the cache)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-frames", type=int, default=200, help="most overlay PNGs written")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
@@ -212,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     node_args = [sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
                  "-r", "image:=/demo/camera/image", "-p", f"model_config:={args.model_config}",
                  "-p", f"image_size:={args.image_size}", "-p", "prompt_history:=30", "-p", "image_reliability:=reliable",
+                 "-p", f"backend:={args.backend}",
                  # On a CPU shared with other work one torch thread is several times faster than two that spin
                  # against each other (measured: 0.5 s vs 5 s per frame at 256 px under load).
                  "-p", f"cpu_threads:={0 if on_gpu else 1}"]

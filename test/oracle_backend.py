@@ -16,6 +16,8 @@ from sam2_ros.model.config import Sam2Config
 class OracleBackend:
     """The four parts and glue of InferenceBackend, each a call into Meta's SAM2Base (layout conversions only)."""
 
+    name = "oracle"
+
     def __init__(self, meta_model: torch.nn.Module, config: Sam2Config) -> None:
         self.meta = meta_model.eval()
         self.config = config

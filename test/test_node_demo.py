@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from ros_util import ROOT, ros_env
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 def test_demo_runs_and_writes_summary_and_overlays(tmp_path):
     out = tmp_path / "demo"
-    env = ros_env()
+    env = ros_env(SAM2_ROS_CACHE=str(tmp_path / "cache"))  # the demo runs backend auto: its export goes here
     env.pop("SAM2_CHECKPOINT", None)
     done = subprocess.run([sys.executable, "-m", "sam2_ros.demo", "--out", str(out), "--seconds", "3", "--fps", "10",
                            "--width", "320", "--height", "240", "--image-size", "128", "--checkpoint", ""],
@@ -27,6 +28,8 @@ def test_demo_runs_and_writes_summary_and_overlays(tmp_path):
     m = re.match(r"frames_in=(\d+) frames_out=(\d+) fps=([\d.]+) latency_ms=(\d+) J=([\d.]+) ", line)
     assert m, line
     assert int(m[1]) > int(m[2]) > 0 and 0.0 <= float(m[5]) <= 1.0
+    backend = "onnxruntime" if not torch.cuda.is_available() else r"\w+"  # auto: ONNX Runtime on a CPU
+    assert re.search(rf" backend={backend} start_s=[\d.]+ ", line), line
     pngs = sorted(out.glob("overlay_*.png"))
     assert pngs, "overlay frames written"
     from PIL import Image

@@ -73,7 +73,7 @@ def test_ranges_and_choices_are_enforced(node):
         result = node.set_parameters([Parameter(name, value=value)])[0]
         print(name, value, "->", result.reason)
         assert not result.successful, (name, value)
-    assert node.get_parameter("backend").value == "torch"
+    assert node.get_parameter("backend").value == "auto"
     descriptor = node.describe_parameter("image_size")
     assert descriptor.integer_range[0].step == 32 and "model input size" in descriptor.description
 

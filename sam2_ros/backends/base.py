@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # only for annotations: a backend may return any object with 
 class InferenceBackend(Protocol):
     """What StreamingTracker needs from a model. Every method is batch-first and stateless."""
 
+    name: str  # what runs the parts: torch | onnxruntime | tensorrt (after any fallback)
     config: "Sam2Config"  # tracking settings (num_maskmem, multimask rules, pointer settings, image_size, ...)
     device: torch.device  # where inputs are placed
 

@@ -37,6 +37,19 @@ def check_metadata(meta: dict[str, Any], config: Sam2Config) -> None:
         raise ValueError(f"export lacks graph(s) {missing}; re-export all parts")
 
 
+def bind_inputs(graph: str, inputs: Sequence[torch.Tensor], graph_inputs: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The part's inputs (in PART_SPECS order) that the graph really has, by name.
+
+    The exporter drops inputs a part does not use (SAM 2.0's memory encoder never reads object_score_logits), so
+    a backend feeds what its graph / engine lists, never the spec's full list.
+    """
+    named = dict(zip(PART_SPECS[graph].inputs, inputs))
+    unknown = [name for name in graph_inputs if name not in named]
+    if unknown:
+        raise ValueError(f"graph {graph} has input(s) {unknown} that the part does not provide; re-export")
+    return {name: named[name] for name in graph_inputs}
+
+
 class ExportedBackend:
     """InferenceBackend over exported graphs (subclasses provide `_run`) with torch glue."""
 
@@ -113,4 +126,4 @@ class ExportedBackend:
         return self.glue.pointer_tokens(obj_ptrs, ptr_pos)
 
 
-__all__ = ["ExportedBackend", "check_metadata", "strip_for_glue"]
+__all__ = ["ExportedBackend", "bind_inputs", "check_metadata", "strip_for_glue"]

@@ -1,21 +1,25 @@
 """create_backend: one call from settings to a ready InferenceBackend, with a logged fallback when one is missing.
 
-Fallback: `tensorrt` without TensorRT or without a CUDA GPU -> torch on CUDA when there is a GPU, else ONNX Runtime on
-CPU (faster than torch on CPU, see docs/BENCHMARKS.md) when installed, else torch. `onnxruntime` without the package
--> torch. A CUDA device without a GPU -> CPU. Each fallback is logged once per process (logging.warning).
+`auto` (the default) picks the fastest backend this machine has: TensorRT where it and a CUDA GPU exist, else torch
+on the GPU with its fast path (half precision, torch.compile + CUDA graphs, warmed up here), else ONNX Runtime on
+the CPU (faster than torch there, see docs/BENCHMARKS.md), else torch. An exported backend exports the model to ONNX
+once into the cache; later starts reuse it.
+Fallback of a named backend: `tensorrt` without TensorRT or without a CUDA GPU -> torch on CUDA when there is a GPU,
+else ONNX Runtime on CPU when installed, else torch. `onnxruntime` without the package -> torch. A CUDA device
+without a GPU -> CPU. Each fallback is logged once per process (logging.warning).
 """
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from sam2_ros.backends.base import InferenceBackend
 from sam2_ros.backends.cache import atomic_write, cache_key, default_cache_dir
 from sam2_ros.backends.exported import strip_for_glue
 from sam2_ros.export.onnx_export import (DEFAULT_OPSET, EXPORT_FORMAT, METADATA_FILE, config_fingerprint,
@@ -26,7 +30,8 @@ from sam2_ros.model.checkpoint import weights_hash
 from sam2_ros.model.sam2 import Sam2Model
 
 logger = logging.getLogger(__name__)
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+RANDOM_SEED = 0  # random weights (no checkpoint) are seeded, so a cached export fits the next start too
 _warned: set[str] = set()
 
 
@@ -35,6 +40,21 @@ def warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         logger.warning(message)
+
+
+def _auto_backend(device: torch.device) -> str:
+    """What `auto` runs on this device: tensorrt, torch (CUDA) or onnxruntime (CPU), whichever is there."""
+    from sam2_ros.backends.onnxruntime_backend import onnxruntime_unavailable
+    from sam2_ros.backends.tensorrt_backend import tensorrt_unavailable
+
+    if device.type == "cuda":
+        reason = tensorrt_unavailable(device)
+        choice, why = ("tensorrt", "TensorRT and a CUDA GPU") if reason is None else ("torch", reason)
+    else:
+        reason = onnxruntime_unavailable()
+        choice, why = ("onnxruntime", "faster than torch on a CPU") if reason is None else ("torch", reason)
+    logger.info("backend auto: %s on %s (%s)", choice, device, why)
+    return choice
 
 
 def resolve_backend(name: str, device: str | torch.device) -> tuple[str, torch.device]:
@@ -49,6 +69,8 @@ def resolve_backend(name: str, device: str | torch.device) -> tuple[str, torch.d
     if device.type == "cuda" and not torch.cuda.is_available():
         warn_once(f"device {device} requested but torch sees no CUDA GPU; running on cpu")
         device = torch.device("cpu")
+    if name == "auto":
+        return _auto_backend(device), device
     if name == "tensorrt" and device.type != "cuda" and torch.cuda.is_available():
         device = torch.device("cuda")  # TensorRT implies the GPU
     if name == "tensorrt":
@@ -82,16 +104,19 @@ def ensure_export(model: Sam2Model, weights: str, cache_root: str | os.PathLike,
     if target.exists() and _repair_export(model, target, weights, opset, problem):
         return target
     logger.warning("exporting %s@%d to ONNX (%s); cached afterwards in %s", cfg.name, cfg.image_size, problem, target)
+    start = time.perf_counter()
     shutil.rmtree(target, ignore_errors=True)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    export_parts(model, tmp, weights_hash=weights, opset=opset, progress=logger.warning)
+    export_parts(model, tmp, weights_hash=weights, opset=opset, progress=logger.info)
     try:
         os.replace(tmp, target)
     except OSError:  # another process finished the same export first: use theirs if it is sound
         shutil.rmtree(tmp, ignore_errors=True)
         if verify_export(target) is not None:
             raise
+    logger.warning("exported %s@%d to ONNX in %.1f s; later starts reuse %s", cfg.name, cfg.image_size,
+                   time.perf_counter() - start, target)
     return target
 
 
@@ -116,28 +141,57 @@ def _repair_export(model: Sam2Model, target: Path, weights: str, opset: int, pro
     return verify_export(target) is None
 
 
-def _torch_backend(model: Sam2Model, precision: str, device: torch.device, **options: Any) -> Any:
-    """TorchBackend, passing precision/compile options when it accepts them (the CUDA fast path)."""
+def default_precision(name: str, device: torch.device) -> str:
+    """precision "auto": fp16 for TensorRT, bf16 (fp16 where the GPU lacks bf16) for torch on CUDA, fp32 else."""
+    if name == "tensorrt":
+        return "fp16"
+    if name == "torch" and device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def _torch_backend(model: Sam2Model, precision: str, compile: bool | str, max_objects: int) -> InferenceBackend:
+    """TorchBackend; a compiled one is warmed up here (every shape that occurs), or run eagerly if that fails."""
     from sam2_ros.backends.torch_backend import TorchBackend
 
-    accepted = inspect.signature(TorchBackend).parameters
-    kwargs = {k: v for k, v in {"precision": precision, **options}.items() if k in accepted}
-    if precision != "fp32" and "precision" not in accepted:
-        warn_once(f"precision {precision} is not supported by the torch backend; running fp32")
-    return TorchBackend(model, **kwargs)
+    if not compile:
+        return TorchBackend(model, precision=precision)
+    backend = TorchBackend(model, precision=precision, compile=compile)
+    start = time.perf_counter()
+    try:
+        backend.warm_up(max_objects)
+    except Exception as err:  # a compiler problem must not stop the node: the eager model computes the same
+        warn_once(f"torch.compile warm-up failed ({type(err).__name__}: {err}); running the torch backend eagerly")
+        return TorchBackend(model, precision=precision)
+    logger.warning("torch.compile(%s) warm-up took %.1f s", compile, time.perf_counter() - start)
+    return backend
 
 
-def create_backend(name: str = "torch", model_config: str = "sam2.1_hiera_t", checkpoint: str | None = None,
-                   image_size: int | None = None, device: str | torch.device = "cpu", precision: str | None = None,
+def _build_model(model_config: str, checkpoint: str | None, image_size: int | None,
+                 device: torch.device | str) -> Sam2Model:
+    """build_sam2; random weights (no checkpoint) are seeded, so every start gets the same ones."""
+    if checkpoint is not None:
+        return build_sam2(model_config, checkpoint=checkpoint, image_size=image_size, device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return build_sam2(model_config, checkpoint=None, image_size=image_size, device=device)
+
+
+def create_backend(name: str = "auto", model_config: str = "sam2.1_hiera_t", checkpoint: str | None = None,
+                   image_size: int | None = None, device: str | torch.device = "auto", precision: str | None = None,
                    cache_dir: str | os.PathLike | None = None, export_dir: str | os.PathLike | None = None,
-                   max_objects: int = 8, compile: bool = False, threads: int | None = None) -> Any:
+                   max_objects: int = 8, compile: bool | str | None = None,
+                   threads: int | None = None) -> InferenceBackend:
     """Build the model and wrap it in the wanted backend (or the best available one; see the module doc).
 
-    name: torch | onnxruntime | tensorrt. precision: fp32 | fp16 | bf16 | None/"auto" (the backend's default:
-    fp16 for TensorRT, fp32 otherwise; ONNX Runtime runs fp32 only). cache_dir: ONNX exports, ONNX Runtime graphs
-    and TensorRT engines (default: $SAM2_ROS_CACHE or ~/.cache/sam2_ros). export_dir: use this `python -m sam2_ros.export` output instead of exporting.
-    max_objects: objects per TensorRT call (its profile). compile: torch.compile in the torch backend (CUDA).
-    The returned object has `.name` set to the backend that actually runs.
+    name: auto | torch | onnxruntime | tensorrt. device: auto | cpu | cuda | cuda:N. precision: fp32 | fp16 |
+    bf16 | None/"auto" (`default_precision`; ONNX Runtime runs fp32 only). cache_dir: ONNX exports, ONNX
+    Runtime graphs and TensorRT engines (default: $SAM2_ROS_CACHE or ~/.cache/sam2_ros). export_dir: use this
+    `python -m sam2_ros.export` output instead of exporting. max_objects: objects per TensorRT call (its
+    profile; more are run in chunks) and the largest batch a compiled torch backend is warmed up for.
+    compile: torch.compile mode of the torch backend on CUDA (True = default mode, "reduce-overhead" = CUDA
+    graphs); None = "reduce-overhead" when `auto` chose torch on CUDA, else off. threads: ONNX Runtime
+    intra-op threads (None: torch's thread count). The returned backend's `.name` is the one that runs.
     """
     from sam2_ros.backends.tensorrt_backend import PRECISIONS
 
@@ -145,13 +199,15 @@ def create_backend(name: str = "torch", model_config: str = "sam2.1_hiera_t", ch
         precision = None
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS} or 'auto', got {precision!r}")
+    wanted = name
     name, dev = resolve_backend(name, device)
+    precision = precision or default_precision(name, dev)
     if name == "torch":
-        model = build_sam2(model_config, checkpoint=checkpoint, image_size=image_size, device=dev)
-        backend = _torch_backend(model, precision or "fp32", dev, compile=compile)
-        backend.name = "torch"
-        return backend
-    model = build_sam2(model_config, checkpoint=checkpoint, image_size=image_size, device="cpu")
+        if compile is None:
+            compile = "reduce-overhead" if wanted == "auto" and dev.type == "cuda" else False
+        model = _build_model(model_config, checkpoint, image_size, dev)
+        return _torch_backend(model, precision, compile, max_objects)
+    model = _build_model(model_config, checkpoint, image_size, "cpu")
     weights = weights_hash(checkpoint) if checkpoint else state_hash(model)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if export_dir is None:
@@ -166,13 +222,17 @@ def create_backend(name: str = "torch", model_config: str = "sam2.1_hiera_t", ch
     if name == "onnxruntime":
         from sam2_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        if precision not in (None, "fp32"):
+        if precision != "fp32":
             warn_once(f"precision {precision} is not supported by the onnxruntime backend; running fp32")
-        return OnnxRuntimeBackend(export_dir, glue, dev, cache_dir=root / "onnxruntime", threads=threads)
+        backend = OnnxRuntimeBackend(export_dir, glue, dev, cache_dir=root / "onnxruntime", threads=threads)
+        start = time.perf_counter()
+        backend.warm_up()  # sessions now (optimised graphs cached too), not on the first frames of a stream
+        logger.info("ONNX Runtime sessions ready in %.1f s", time.perf_counter() - start)
+        return backend
     from sam2_ros.backends.tensorrt_backend import ShapeLimits, TensorRTBackend
 
-    return TensorRTBackend(export_dir, glue, dev, precision=precision or "fp16", cache_dir=root / "tensorrt",
+    return TensorRTBackend(export_dir, glue, dev, precision=precision, cache_dir=root / "tensorrt",
                            limits=ShapeLimits(max_objects=max_objects))
 
 
-__all__ = ["BACKENDS", "create_backend", "ensure_export", "resolve_backend", "warn_once"]
+__all__ = ["BACKENDS", "create_backend", "default_precision", "ensure_export", "resolve_backend", "warn_once"]

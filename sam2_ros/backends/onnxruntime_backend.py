@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sam2_ros.backends.cache import ArtifactCache
-from sam2_ros.backends.exported import ExportedBackend
+from sam2_ros.backends.exported import ExportedBackend, bind_inputs
 from sam2_ros.export.onnx_export import read_metadata
 from sam2_ros.export.parts import PART_SPECS
 from sam2_ros.model.sam2 import Sam2Model
@@ -74,6 +74,7 @@ class OnnxRuntimeBackend(ExportedBackend):
         self.cache = ArtifactCache(cache_dir) if cache_dir is not None else None
         self.runtime_version = ort.__version__
         self._sessions: dict[str, Any] = {}
+        self._inputs: dict[str, list[str]] = {}  # graph -> its session's input names
 
     def _options(self, optimized_path: Path | None = None) -> Any:
         import onnxruntime as ort
@@ -115,6 +116,7 @@ class OnnxRuntimeBackend(ExportedBackend):
             sess = self.cache.get_or_build("ort", self.cache_parts(graph), ".onnx", build, load,
                                            what=f"ONNX Runtime graph {graph}")
         self._sessions[graph] = sess
+        self._inputs[graph] = [i.name for i in sess.get_inputs()]
         return sess
 
     def warm_up(self, graphs: Sequence[str] | None = None) -> None:
@@ -123,9 +125,10 @@ class OnnxRuntimeBackend(ExportedBackend):
             self.session(graph)
 
     def _run(self, graph: str, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        spec = PART_SPECS[graph]
-        feed = {name: np.ascontiguousarray(t.detach().cpu().numpy()) for name, t in zip(spec.inputs, inputs)}
-        outputs = self.session(graph).run(list(spec.outputs), feed)
+        session = self.session(graph)
+        feed = {name: np.ascontiguousarray(t.detach().cpu().numpy())  # the graph's own inputs only
+                for name, t in bind_inputs(graph, inputs, self._inputs[graph]).items()}
+        outputs = session.run(list(PART_SPECS[graph].outputs), feed)
         return [torch.from_numpy(o).to(self.device) for o in outputs]
 
 

@@ -1,13 +1,19 @@
 """TensorRT backend (TensorRT 10 Python API): engines built from the exported ONNX graphs, run on torch CUDA tensors.
 
-- Precision: fp16 (default), bf16 or fp32 builder flags; graph I/O stays float32/int32 as exported.
+- Precision: fp16 (default), bf16 or fp32; graph I/O stays float32/int32 as exported. fp16/bf16 use the builder
+  flags that TensorRT 11 removed, so the backend requires TensorRT 10.x and says so otherwise. fp32 engines are
+  built with TF32 off (true fp32, comparable with torch's fp32 matmuls).
+- Inputs are bound by the graph's own list (`num_io_tensors` / `get_tensor_mode`; the exporter drops unused
+  inputs), and profiles are made for the network's own inputs (`network.get_input`).
 - Optimisation profiles (`profile_shapes`) cover 1..max objects, 1..max points, 1..max memory frames and
-  0..max pointer tokens; a batch larger than max objects is run in chunks.
-- Engines live in an ArtifactCache keyed by ONNX hash + TensorRT version + GPU name/capability + precision +
-  profile; a stale key builds a new engine, a corrupt file (checksum, or deserialisation fails) is rebuilt.
-  One timing cache per TensorRT version + GPU speeds up rebuilds. Builds log their phases (IProgressMonitor).
-- Inference: every engine runs on torch's current CUDA stream with torch-allocated inputs/outputs, so parts chain
-  on the GPU with no host round trip and no synchronisation.
+  0..max pointer tokens, tuned for a tracked frame (1 object, 1 point); a batch larger than max objects is run in
+  chunks.
+- Engines live in an ArtifactCache keyed by ONNX hash + build recipe + TensorRT version + GPU name/capability +
+  precision + profile; a stale key builds a new engine, a corrupt file (checksum, or deserialisation fails) is
+  rebuilt. One timing cache per TensorRT version + GPU speeds up rebuilds. Builds log their phases.
+- Inference: engines run on the backend's own CUDA stream (TensorRT synchronises on the legacy default stream),
+  ordered after the caller's stream and back, with torch-allocated inputs/outputs marked as used there; parts
+  chain on the GPU with no host round trip.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from typing import Any
 import torch
 
 from sam2_ros.backends.cache import ArtifactCache, atomic_write, cache_key
-from sam2_ros.backends.exported import ExportedBackend
+from sam2_ros.backends.exported import ExportedBackend, bind_inputs
 from sam2_ros.export.onnx_export import read_metadata
 from sam2_ros.export.parts import PART_SPECS, PartSpec
 from sam2_ros.model.config import Sam2Config
@@ -30,6 +36,7 @@ from sam2_ros.model.sam2 import Sam2Model
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("fp16", "bf16", "fp32")
+BUILD_RECIPE = 2  # bump when _build changes what an engine is (cache keys include it); 2: TF32 off for fp32
 Shape = tuple[int, ...]
 
 
@@ -40,8 +47,8 @@ class ShapeLimits:
     max_objects: int = 8  # B per call (bigger batches are chunked)
     max_points: int = 16  # clicks (+ box corners) of one prompt
     max_cond_frames: int = 8  # prompted frames kept per object (TrackerOptions.max_cond_frames)
-    opt_objects: int = 1
-    opt_points: int = 2
+    opt_objects: int = 1  # a tracked frame of one object ...
+    opt_points: int = 1  # ... has one (padding) point
 
     def __post_init__(self) -> None:
         if min(self.max_objects, self.max_points, self.max_cond_frames, self.opt_objects, self.opt_points) < 1:
@@ -99,9 +106,26 @@ def tensorrt_unavailable(device: torch.device | str = "cuda") -> str | None:
         import tensorrt as trt
     except ImportError as err:
         return f"the tensorrt Python package is not installed ({err})"
-    if int(trt.__version__.split(".")[0]) < 10:
-        return f"TensorRT {trt.__version__} is too old (this backend uses the TensorRT 10 API)"
+    return tensorrt_version_problem(trt.__version__)
+
+
+def tensorrt_version_problem(version: str) -> str | None:
+    """None for TensorRT 10.x, else why this backend cannot use that version."""
+    major = int(version.split(".")[0])
+    if major < 10:
+        return f"TensorRT {version} is too old (this backend uses the TensorRT 10 API)"
+    if major > 10:
+        return (f"TensorRT {version} removed the FP16/BF16 builder flags this backend builds with; "
+                "install TensorRT 10.x (pip install 'tensorrt>=10,<11')")
     return None
+
+
+def engine_key_parts(onnx_sha256: str, identity: dict[str, Any], precision: str,
+                     profile: dict[str, tuple[Shape, Shape, Shape]], workspace_gib: float | None) -> dict[str, Any]:
+    """Everything an engine depends on (its cache key): the graph, the build recipe, TensorRT + GPU, precision,
+    optimisation profile and workspace."""
+    return {"onnx_sha256": onnx_sha256, "recipe": BUILD_RECIPE, **identity, "precision": precision,
+            "profile": profile, "workspace_gib": workspace_gib}
 
 
 def gpu_identity(device: torch.device) -> dict[str, Any]:
@@ -176,17 +200,20 @@ class TensorRTBackend(ExportedBackend):
         self._dummy: torch.Tensor | None = None
         self.engines: dict[str, Any] = {}
         self.contexts: dict[str, Any] = {}
+        self.inputs: dict[str, list[str]] = {}  # graph -> the engine's input tensor names
         with torch.cuda.device(device):
+            self.stream = torch.cuda.Stream(device)  # TensorRT's own: it synchronises on the legacy default one
             for graph in PART_SPECS:
-                self.engines[graph] = self._engine(graph)
-                self.contexts[graph] = self.engines[graph].create_execution_context()
+                engine = self.engines[graph] = self._engine(graph)
+                self.contexts[graph] = engine.create_execution_context()
+                names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+                self.inputs[graph] = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
 
     # ------------------------------------------------------------------ building
     def engine_parts(self, graph: str) -> dict[str, Any]:
         """Key parts of a graph's engine."""
-        spec = PART_SPECS[graph]
-        return {"onnx_sha256": self.meta["parts"][graph]["sha256"], **self.identity, "precision": self.precision,
-                "profile": profile_shapes(spec, self.config, self.limits), "workspace_gib": self.workspace_gib}
+        return engine_key_parts(self.meta["parts"][graph]["sha256"], self.identity, self.precision,
+                                profile_shapes(PART_SPECS[graph], self.config, self.limits), self.workspace_gib)
 
     def _engine(self, graph: str) -> Any:
         def load(path: Path) -> Any:
@@ -220,11 +247,16 @@ class TensorRTBackend(ExportedBackend):
             config.set_flag(trt.BuilderFlag.FP16)
         elif self.precision == "bf16":
             config.set_flag(trt.BuilderFlag.BF16)
+        else:
+            config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (TF32 rounds matmul inputs to 10 bits)
         shapes = profile_shapes(spec, self.config, self.limits)
         if shapes:
             profile = builder.create_optimization_profile()
-            for name, (low, opt, high) in shapes.items():
-                profile.set_shape(name, low, opt, high)
+            for i in range(network.num_inputs):  # the network's own inputs: the exporter drops unused ones
+                name = network.get_input(i).name
+                if name not in shapes:
+                    raise RuntimeError(f"{onnx_path} has input {name!r} that part {graph} does not provide")
+                profile.set_shape(name, *shapes[name])
             config.add_optimization_profile(profile)
         timing = self.timing_cache_path.read_bytes() if self.timing_cache_path.is_file() else b""
         config.set_timing_cache(config.create_timing_cache(timing), False)
@@ -251,24 +283,31 @@ class TensorRTBackend(ExportedBackend):
             return [torch.cat(parts) for parts in zip(*chunks)]
         engine, context = self.engines[graph], self.contexts[graph]
         trt = self.trt
-        keep = []  # inputs converted here stay referenced until the enqueue (same stream orders the reuse)
-        for name, tensor in zip(spec.inputs, inputs):
-            want = _torch_dtype(trt, engine.get_tensor_dtype(name))
-            t = tensor.to(device=self.device, dtype=want).contiguous()
-            keep.append(t)
-            if not context.set_input_shape(name, tuple(t.shape)):
-                raise ValueError(f"{graph}: input {name} shape {tuple(t.shape)} is outside the engine's profile "
-                                 f"{profile_shapes(spec, self.config, self.limits).get(name)}; raise the ShapeLimits")
-            context.set_tensor_address(name, self._address(t))
-        outputs = []
-        for name in spec.outputs:
-            shape = tuple(context.get_tensor_shape(name))
-            out = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
-            context.set_tensor_address(name, self._address(out))
-            outputs.append(out)
-        stream = torch.cuda.current_stream(self.device)
-        if not context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError(f"TensorRT execution of {graph} failed")
+        with torch.cuda.device(self.device):
+            caller = torch.cuda.current_stream(self.device)
+            used = []  # every tensor the engine reads or writes (allocated on the caller's stream)
+            for name, tensor in bind_inputs(graph, inputs, self.inputs[graph]).items():
+                want = _torch_dtype(trt, engine.get_tensor_dtype(name))
+                t = tensor.to(device=self.device, dtype=want).contiguous()
+                used.append(t)
+                if not context.set_input_shape(name, tuple(t.shape)):
+                    raise ValueError(f"{graph}: input {name} shape {tuple(t.shape)} is outside the engine's "
+                                     f"profile {profile_shapes(spec, self.config, self.limits).get(name)}; "
+                                     "raise the ShapeLimits")
+                context.set_tensor_address(name, self._address(t))
+            outputs = []
+            for name in spec.outputs:
+                shape = tuple(context.get_tensor_shape(name))
+                out = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
+                context.set_tensor_address(name, self._address(out))
+                outputs.append(out)
+            used += outputs
+            self.stream.wait_stream(caller)  # inputs are ready, output memory is free
+            if not context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError(f"TensorRT execution of {graph} failed")
+            for t in used:  # freed by the caller: not reused before the engine is done with it
+                t.record_stream(self.stream)
+            caller.wait_stream(self.stream)  # the caller reads the outputs after the engine wrote them
         return outputs
 
     def _address(self, t: torch.Tensor) -> int:
@@ -284,5 +323,5 @@ class TensorRTBackend(ExportedBackend):
         return {**self.identity, "precision": self.precision, "limits": asdict(self.limits)}
 
 
-__all__ = ["PRECISIONS", "ShapeLimits", "TensorRTBackend", "gpu_identity", "memory_limits", "profile_shapes",
-           "tensorrt_unavailable"]
+__all__ = ["BUILD_RECIPE", "PRECISIONS", "ShapeLimits", "TensorRTBackend", "engine_key_parts", "gpu_identity",
+           "memory_limits", "profile_shapes", "tensorrt_unavailable", "tensorrt_version_problem"]

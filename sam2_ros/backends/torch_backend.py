@@ -3,10 +3,13 @@
 The CUDA fast path is two options: `precision` runs the four parts under autocast (fp16/bf16; outputs come back as
 float32 so the tracker's memory and results keep one dtype), and `compile` wraps the two heavy parts (image encoder,
 memory attention) in `torch.compile` — `compile="reduce-overhead"` also captures CUDA graphs for the fixed-shape
-image encoder.
+image encoder. CUDA graphs replay into static output buffers, so the encoder's results are copied before they are
+returned (the tracker keeps them in its frame history). `warm_up` compiles every shape that occurs in a stream
+up front, so no recompilation happens mid-stream.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,6 +18,22 @@ import torch
 
 from sam2_ros.model.config import Sam2Config
 from sam2_ros.model.sam2 import DecoderOutput, Sam2Model
+
+WARMUP_ENCODER_CALLS = 3  # CUDA graph trees run eagerly first, then record, then replay
+
+
+def warmup_shapes(config: Sam2Config, max_objects: int) -> list[tuple[int, int, int]]:
+    """(objects, memory frames, pointer tokens) of memory-attention calls that cover a stream's shapes.
+
+    torch.compile(dynamic=True) specialises sizes 0 and 1: one object vs several, and no pointer tokens vs some
+    (one pointer is C/D tokens), each need their own graph. Memory frames never give 0 or 1 tokens (a frame is h*w
+    of them); two frame counts check that the memory axis stays dynamic.
+    """
+    split = config.hidden_dim // config.mem_dim
+    objects = (1, 2) if max_objects >= 2 else (1,)
+    pointers = (0, split) if split >= 2 else (0, 1, 2)
+    frames = (1, config.num_maskmem)
+    return [(b, f, p) for b in objects for p in pointers for f in frames]
 
 
 class TorchBackend:
@@ -32,24 +51,50 @@ class TorchBackend:
         self.config: Sam2Config = model.config
         self.device = next(model.parameters()).device
         self.precision = precision
+        self.compile = compile
         self._dtype = self.PRECISIONS[precision]
+        self._cuda_graphs = compile == "reduce-overhead"
         self._encode_image: Callable[..., Any] = model.encode_image
         self._attend_memory: Callable[..., Any] = model.attend_memory
         if compile:
             mode = compile if isinstance(compile, str) else None
+            # Rotary tables made now enter the compiled graph as float32 constants (no trig in the graph).
+            model.memory_attention.rotary.prepare(self.config.memory_attention.feat_size, self.device)
             self._encode_image = torch.compile(model.encode_image, mode=mode, dynamic=False)
             self._attend_memory = torch.compile(model.attend_memory, dynamic=True)
 
-    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call one part, under autocast when a half precision is set, with float32 results."""
-        if self._dtype is None:
-            return fn(*args)
-        with torch.autocast(self.device.type, dtype=self._dtype):
-            return _as_float32(fn(*args))
+    def _run(self, fn: Callable[..., Any], *args: Any, copy: bool = False) -> Any:
+        """Call one part, under autocast when a half precision is set, with float32 results; copy=True returns
+        tensors that own their memory (never a CUDA graph's static output buffer)."""
+        autocast = torch.autocast(self.device.type, dtype=self._dtype) if self._dtype else contextlib.nullcontext()
+        with autocast:
+            out = fn(*args)
+        return _as_float32(out, copy) if (self._dtype or copy) else out
 
     def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Trunk + neck (+ the decoder's skip projections) for one normalised frame [1, 3, S, S]."""
-        return self._run(self._encode_image, image)
+        if self._cuda_graphs:  # the previous replay's outputs were copied: its buffers may be reused now
+            torch.compiler.cudagraph_mark_step_begin()
+        return self._run(self._encode_image, image, copy=self._cuda_graphs)
+
+    def warm_up(self, max_objects: int = 2) -> list[tuple[int, int, int]]:
+        """Run the (compiled) parts on every shape of `warmup_shapes`, so compilation happens now and not on
+        the first multi-object or first pointer frame of a stream; returns the shapes run."""
+        cfg = self.config
+        size, h, d = cfg.image_size, cfg.feat_size, cfg.mem_dim
+        shapes = warmup_shapes(cfg, max_objects)
+        with torch.inference_mode():
+            image = torch.zeros(1, 3, size, size, device=self.device)
+            for _ in range(WARMUP_ENCODER_CALLS):
+                _, _, embed, pos = self.encode_image(image)
+            for objects, frames, pointers in shapes:
+                memory = torch.zeros(objects, frames * h * h, d, device=self.device)  # [B, Ms, D]
+                ptrs = torch.zeros(objects, pointers, d, device=self.device)  # [B, P, D]
+                self.attend_memory(embed.expand(objects, -1, -1, -1), pos.expand(objects, -1, -1, -1), memory,
+                                   memory, ptrs, ptrs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return shapes
 
     def decode(self, image_embed: torch.Tensor, feat_s0: torch.Tensor, feat_s1: torch.Tensor,
                point_coords: torch.Tensor | None, point_labels: torch.Tensor | None,
@@ -90,16 +135,19 @@ class TorchBackend:
         return self.model.pointer_tokens(obj_ptrs, ptr_pos)
 
 
-def _as_float32(value: Any) -> Any:
-    """Half-precision tensors (also inside tuples and DecoderOutput) back to float32; other values unchanged."""
+def _as_float32(value: Any, copy: bool = False) -> Any:
+    """Half-precision tensors (also inside tuples and DecoderOutput) back to float32 (a new tensor); copy=True
+    also clones float32 ones; other values unchanged."""
     if isinstance(value, torch.Tensor):
-        return value.float() if value.is_floating_point() and value.dtype != torch.float32 else value
+        if value.is_floating_point() and value.dtype != torch.float32:
+            return value.float()
+        return value.clone() if copy else value
     if isinstance(value, tuple):
-        return tuple(_as_float32(v) for v in value)
+        return tuple(_as_float32(v, copy) for v in value)
     if dataclasses.is_dataclass(value):
-        return dataclasses.replace(value, **{f.name: _as_float32(getattr(value, f.name))
+        return dataclasses.replace(value, **{f.name: _as_float32(getattr(value, f.name), copy)
                                              for f in dataclasses.fields(value)})
     return value
 
 
-__all__ = ["TorchBackend"]
+__all__ = ["TorchBackend", "warmup_shapes"]

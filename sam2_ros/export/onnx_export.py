@@ -17,7 +17,8 @@ from sam2_ros.model.checkpoint import weights_hash as file_sha256
 from sam2_ros.model.sam2 import Sam2Model
 
 DEFAULT_OPSET = 17
-EXPORT_FORMAT = 1  # bump when the exported graphs change meaning (part cache keys include it)
+EXPORT_FORMAT = 2  # bump when the exported graphs change (cache keys include it); 2: rotary tables as constants,
+# each graph's real inputs recorded
 METADATA_FILE = "metadata.json"
 
 
@@ -45,6 +46,17 @@ def _export_one(model: Sam2Model, spec: PartSpec, path: Path, opset: int) -> Non
         torch.onnx.export(module, inputs, str(path), input_names=list(spec.inputs),
                           output_names=list(spec.outputs), dynamic_axes=spec.dynamic_axes or None,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
+
+
+def graph_inputs(path: str | os.PathLike) -> list[str] | None:
+    """Names of an ONNX file's run-time inputs (the exporter drops unused ones); None when onnx is not installed."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    return [i.name for i in graph.input if i.name not in weights]
 
 
 def export_parts(model: Sam2Model, out_dir: str | os.PathLike, weights_hash: str | None = None,
@@ -82,7 +94,9 @@ def export_parts(model: Sam2Model, out_dir: str | os.PathLike, weights_hash: str
             start = time.perf_counter()
             path = out / spec.filename
             _export_one(model, spec, path, opset)
-            meta["parts"][name] = {"file": spec.filename, "part": spec.part, "inputs": list(spec.inputs),
+            real = graph_inputs(path)
+            meta["parts"][name] = {"file": spec.filename, "part": spec.part,
+                                   "inputs": list(spec.inputs) if real is None else real,
                                    "outputs": list(spec.outputs), "dynamic_axes": spec.dynamic_axes,
                                    "multimask": spec.multimask, "with_mask": spec.with_mask,
                                    "binarize": spec.binarize, "sha256": file_sha256(path),
@@ -128,5 +142,5 @@ def verify_export(export_dir: str | os.PathLike, parts: Iterable[str] | None = N
     return None
 
 
-__all__ = ["DEFAULT_OPSET", "EXPORT_FORMAT", "METADATA_FILE", "config_fingerprint", "export_parts", "read_metadata",
-           "state_hash", "verify_export"]
+__all__ = ["DEFAULT_OPSET", "EXPORT_FORMAT", "METADATA_FILE", "config_fingerprint", "export_parts", "graph_inputs",
+           "read_metadata", "state_hash", "verify_export"]

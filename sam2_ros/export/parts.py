@@ -98,6 +98,9 @@ class PartModule(nn.Module):
         super().__init__()
         self.model = model
         self.spec = spec
+        if spec.part == "attend_memory":  # rotary tables enter the graph as float32 constants (no trig, no Tile)
+            model.memory_attention.rotary.prepare(model.config.memory_attention.feat_size,
+                                                  next(model.parameters()).device)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         s, m = self.spec, self.model

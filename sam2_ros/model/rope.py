@@ -50,9 +50,11 @@ def _widen(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 def key_tables(cos2: torch.Tensor, sin2: torch.Tensor, frames: int, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Grid tables [n, d] tiled over `frames` grids, then `extra` identity rows (cos 1, sin 0: tokens left as they
     are) -> [frames*n + extra, d] each, one row per key."""
-    d = cos2.shape[1]
-    ones, zeros = torch.ones(extra, d, dtype=cos2.dtype, device=cos2.device), cos2.new_zeros(extra, d)
-    return torch.cat([cos2.repeat(frames, 1), ones], dim=0), torch.cat([sin2.repeat(frames, 1), zeros], dim=0)
+    n, d = cos2.shape
+    # expand + reshape, not repeat: `repeat` with a run-time count exports as OneHot -> Tile, which TensorRT
+    # cannot import (required by the ONNX export); sizes are explicit because ONNX Reshape cannot infer -1 at 0.
+    cos_k, sin_k = (t.expand(frames, n, d).reshape(frames * n, d) for t in (cos2, sin2))
+    return torch.cat([cos_k, cos2.new_ones(extra, d)], dim=0), torch.cat([sin_k, sin2.new_zeros(extra, d)], dim=0)
 
 
 def swap_pairs(x: torch.Tensor) -> torch.Tensor:
@@ -100,14 +102,24 @@ class AxialRotary(nn.Module):
         return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
     def tables(self, feat_size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos2, sin2) [h*w, head_dim] float32 on `device`, for `rotate_pairs`."""
-        if self._exporting():  # fresh constants in the graph; never cache traced values
-            return pair_tables(self.head_dim, feat_size, self.theta, device)
-        key = (int(feat_size[0]), int(feat_size[1]), device)
+        """(cos2, sin2) [h*w, head_dim] float32 on `device`, for `rotate_pairs`.
+
+        Tables made eagerly (outside a trace) are reused while exporting or compiling: they enter the graph as
+        float32 constants, so no trig runs there (in half precision or otherwise). `prepare` makes them up front.
+        """
+        key = (int(feat_size[0]), int(feat_size[1]), torch.device(device))
         found = self._cache.get(key)
         if found is None:
+            if self._exporting():  # not prepared: traced arithmetic, never cached (traced values are not tensors)
+                return pair_tables(self.head_dim, feat_size, self.theta, device)
             found = self._cache[key] = pair_tables(self.head_dim, key[:2], self.theta, device)
         return found
+
+    def prepare(self, feat_size: tuple[int, int], device: torch.device | str) -> None:
+        """Make the tables of a feature size now (eagerly), so an export or compile takes them as constants."""
+        if self._exporting():
+            raise RuntimeError("AxialRotary.prepare must run before tracing/compiling, not inside it")
+        self.tables(feat_size, torch.device(device))
 
     def key_tables(self, feat_size: tuple[int, int], frames: int, extra: int,
                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +128,7 @@ class AxialRotary(nn.Module):
         cos2, sin2 = self.tables(feat_size, device)
         if self._exporting():
             return key_tables(cos2, sin2, frames, extra)
-        key = (int(feat_size[0]), int(feat_size[1]), int(frames), int(extra), device)
+        key = (int(feat_size[0]), int(feat_size[1]), int(frames), int(extra), torch.device(device))
         found = self._last_keys.get(key)
         if found is None:
             self._last_keys.clear()

@@ -1,23 +1,31 @@
 """Build the tracker the node drives: one factory call for the backend, the model only through it (no ROS here)."""
 from __future__ import annotations
 
-import inspect
+import contextlib
+import logging
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+import torch
+
+from sam2_ros.backends import create_backend
 from sam2_ros.ros.params import Settings
+from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
 
 @dataclass
 class Engine:
     """The tracker plus the words the node reports about it (diagnostics, logs)."""
 
-    tracker: Any
+    tracker: StreamingTracker
     backend: str
     device: str
     model: str
     random_weights: bool
+    seconds: float = 0.0  # time to build the backend (export / engine build / warm-up included)
 
     def info(self) -> dict[str, str]:
         """Key/values for /diagnostics."""
@@ -25,60 +33,58 @@ class Engine:
                 "weights": "RANDOM (no checkpoint)" if self.random_weights else "checkpoint"}
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else unchanged."""
-    if device != "auto":
-        return device
-    import torch
+class _ToRosLogger(logging.Handler):
+    """Forwards the library's Python log records (export progress, fallbacks) to the node's logger."""
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__(logging.INFO)
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        # Two call sites: rclpy refuses one call site that logs at two severities.
+        if record.levelno >= logging.WARNING:
+            self.ros_logger.warning(text)
+        else:
+            self.ros_logger.info(text)
 
 
-def _call_with_known(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call fn with only the keyword arguments its signature accepts (the factory's options grow over time)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
+@contextlib.contextmanager
+def _library_logs_to(ros_logger: Any) -> Iterator[None]:
+    """While building: `sam2_ros.*` INFO and above go to the node's logger (and not also to stderr)."""
+    library = logging.getLogger("sam2_ros")
+    handler = _ToRosLogger(ros_logger)
+    level, propagate = library.level, library.propagate
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    library.propagate = False
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+        library.propagate = propagate
 
 
-def build_engine(settings: Settings, log: Callable[[str], None]) -> Engine:
-    """Settings -> StreamingTracker over the selected backend. Raises ValueError/RuntimeError with a clear reason."""
-    import torch
+def build_engine(settings: Settings, ros_logger: Any) -> Engine:
+    """Settings -> StreamingTracker over the selected backend. Raises ValueError/RuntimeError with a clear reason.
 
-    from sam2_ros.tracking import StreamingTracker
-
+    ros_logger: the node's logger (`.info`, `.warning`); the factory's messages (which backend `auto` chose, ONNX
+    export progress and time, fallbacks) are forwarded to it.
+    """
     if settings.cpu_threads > 0:
         torch.set_num_threads(settings.cpu_threads)
-    device = resolve_device(settings.device)
     checkpoint = os.path.expanduser(settings.checkpoint) if settings.checkpoint else None
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise ValueError(f"checkpoint {checkpoint!r} does not exist")
-    model_args = dict(checkpoint=checkpoint, image_size=settings.image_size, device=device)
-
-    backend_name = settings.backend
-    try:
-        from sam2_ros.backends import create_backend
-    except ImportError:
-        create_backend = None
-    if create_backend is not None:
-        runner = _call_with_known(create_backend, backend_name, settings.model_config, precision=settings.precision,
-                                  **model_args)
-    else:
-        if backend_name != "torch":
-            log(f"backend {backend_name!r} is not available in this build (no sam2_ros.backends.create_backend); "
-                "falling back to torch")
-            backend_name = "torch"
-        from sam2_ros.model import build_sam2
-
-        runner = build_sam2(settings.model_config, **model_args)
-        if settings.precision not in ("auto", "fp32"):
-            log(f"precision {settings.precision} needs a backend that supports it; running fp32")
-
-    from sam2_ros.tracking import TrackerOptions
-
-    tracker = StreamingTracker(runner, TrackerOptions(history=settings.prompt_history,
-                                                          memory_stride=settings.memory_stride))
-    return Engine(tracker=tracker, backend=getattr(runner, "name", backend_name), device=device,
-                  model=f"{settings.model_config}@{settings.image_size}", random_weights=checkpoint is None)
-
+    start = time.perf_counter()
+    with _library_logs_to(ros_logger):
+        backend = create_backend(settings.backend, settings.model_config, checkpoint=checkpoint,
+                                 image_size=settings.image_size, device=settings.device,
+                                 precision=settings.precision, max_objects=settings.max_objects,
+                                 threads=settings.cpu_threads or None)
+    tracker = StreamingTracker(backend, TrackerOptions(history=settings.prompt_history,
+                                                       memory_stride=settings.memory_stride))
+    return Engine(tracker=tracker, backend=backend.name, device=str(backend.device),
+                  model=f"{settings.model_config}@{settings.image_size}", random_weights=checkpoint is None,
+                  seconds=time.perf_counter() - start)

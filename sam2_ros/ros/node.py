@@ -100,12 +100,12 @@ class Sam2Node(LifecycleNode):
         from sam2_ros.ros.engine import build_engine
 
         try:
-            self.engine = build_engine(self.settings, self.get_logger().warning)
+            self.engine = build_engine(self.settings, self.get_logger())
         except Exception as err:  # a bad checkpoint/config must leave the node unconfigured, not crash it
             self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
             return FAILURE
         e = self.engine
-        self.get_logger().info(f"model {e.model} on {e.device} via {e.backend}")
+        self.get_logger().info(f"model {e.model} on {e.device} via {e.backend} (ready in {e.seconds:.1f} s)")
         if e.random_weights:
             self.get_logger().warning("=" * 70)
             self.get_logger().warning("NO CHECKPOINT: the model has RANDOM WEIGHTS; masks are meaningless. "

@@ -51,13 +51,17 @@ class Settings:
     checkpoint: str = _param(
         "", "path to Meta's .pt checkpoint for model_config; empty = random weights (a loud warning)")
     image_size: int = _param(1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32)
-    backend: str = _param("torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt"))
+    backend: str = _param(
+        "auto", "inference backend; auto = tensorrt where it and a GPU exist, else torch on the GPU, else onnxruntime "
+        "on the CPU (exported once, cached)", choices=("auto", "torch", "onnxruntime", "tensorrt"))
     device: str = _param("auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     precision: str = _param(
-        "auto", "inference precision; auto = fp16 for tensorrt, fp32 otherwise (fp16/bf16 need a GPU)",
+        "auto", "inference precision; auto = fp16 for tensorrt, bf16 (fp16 without bf16) for torch on a GPU, fp32 on "
+        "the CPU",
         choices=("auto", "fp32", "fp16", "bf16"))
-    cpu_threads: int = _param(0, "torch CPU threads; 0 = torch's default", 0, 256, 1)
-    max_objects: int = _param(16, "most objects tracked at once; a prompt for one more is refused", 1, 255, 1)
+    cpu_threads: int = _param(0, "CPU threads of torch and ONNX Runtime; 0 = torch's default", 0, 256, 1)
+    max_objects: int = _param(16, "most objects tracked at once (also the TensorRT profile's batch); a prompt for "
+                              "one more is refused", 1, 255, 1)
     mask_threshold: float = _param(0.0, "mask logit above which a pixel belongs to the object", -32.0, 32.0,
                                    dynamic=True)
     min_iou: float = _param(0.0, "objects whose predicted IoU is below this are published with an empty mask",
