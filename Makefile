@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/tracker_cpu.py
 	$(PY) bench/onnx_cpu.py
 	$(PY) bench/node_overhead.py
+	$(PY) bench/objects_cost.py
 	$(PY) bench/gpu.py
 
 clean:
