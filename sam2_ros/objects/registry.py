@@ -33,7 +33,11 @@ class ObjectInfo:
 
 
 class ObjectRegistry:
-    """Objects, their labels and statuses; matches detections to them and reports transitions as Events."""
+    """Objects, their labels and statuses; matches detections to them and reports transitions as Events.
+
+    Not thread-safe: one thread (the node's inference thread, which also owns the tracker) calls the methods; only
+    `options` may be replaced from another thread (each call reads it once).
+    """
 
     def __init__(self, options: ObjectOptions | None = None) -> None:
         self.options = options or ObjectOptions()
@@ -92,8 +96,9 @@ class ObjectRegistry:
             raise ValueError(f"object_id must be >= 1, got {object_id}")
         if object_id in self._objects:
             raise ValueError(f"object {object_id} already exists")
-        if len(self._objects) >= self._options.max_objects:
-            raise ValueError(f"already {len(self._objects)} objects (max_objects={self._options.max_objects})")
+        max_objects = self._options.max_objects
+        if len(self._objects) >= max_objects:
+            raise ValueError(f"already {len(self._objects)} objects (max_objects={max_objects})")
         self._objects[object_id] = ObjectInfo(object_id, str(label), float(score), box=_box(box))
         return Event(float(stamp), object_id, str(label), EventKind.ADDED, reason)
 
@@ -176,9 +181,10 @@ class ObjectRegistry:
         if presence.shape[0] != len(object_ids) or boxes.shape[0] != len(object_ids):
             raise ValueError(f"{len(object_ids)} objects but {presence.shape[0]} presence values and "
                              f"{boxes.shape[0]} boxes")
-        visible = presence >= self._options.presence_threshold  # [N]
+        options = self._options  # read once: another thread may replace it
+        visible = presence >= options.presence_threshold  # [N]
         has_box = np.isfinite(boxes).all(axis=1)  # [N]
-        lost_after = self._options.lost_after
+        lost_after = options.lost_after
         events = []
         for k, object_id in enumerate(object_ids):
             info = self._objects.get(int(object_id))
