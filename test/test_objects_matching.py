@@ -286,3 +286,4 @@ def test_detection_box_is_kept_for_lost_after_frames():
     assert reg.get(1).detection_box == (0, 0, 40, 40)
     reg.update(0.4, [1], [0.9], [(200, 200, 240, 240)])
     assert reg.get(1).detection_box is None
+

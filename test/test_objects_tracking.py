@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sam2_ros.model.build import build_sam2
-from sam2_ros.objects import EventKind, ObjectOptions
+from sam2_ros.objects import (EventKind, ObjectOptions, ObjectRegistry, RawDetection, apply_detections,
+                              parse_detections)
 from sam2_ros.objects.synthetic_detector import HiddenShapeScene, SyntheticDetector, pick_hide_window
 from sam2_ros.objects.synthetic_run import run_synthetic
 from sam2_ros.synthetic import SyntheticScene
@@ -83,3 +84,32 @@ def test_shape_leaving_the_view_is_reacquired_by_a_detection(model):
     # so the detection of that frame re-acquires it.
     kind, reason = leave_and_return(model, presence_threshold=0.95)
     assert (kind, reason) == (EventKind.REACQUIRED, "detection cup 0.90")
+
+
+def boxes_at(*corners):
+    """Detections (class cup, 0.9) with these corners on an H x W frame."""
+    raw = [RawDetection((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, 0.0, (("cup", 0.9),)) for x0, y0, x1, y1
+           in corners]
+    return parse_detections(raw, (H, W))
+
+
+def test_apply_detections_commits_only_what_the_tracker_took(model):
+    tracker, registry = StreamingTracker(model), ObjectRegistry()
+    # No frame yet: the tracker refuses every prompt, so the registry records nothing.
+    applied = apply_detections(tracker, registry, boxes_at((10, 10, 60, 60), (100, 100, 150, 150)), 0, 0.0)
+    assert applied.events == () and [d for d, _ in applied.failed] == [0, 1]
+    assert "no frame yet" in applied.failed[0][1] and registry.ids == tracker.object_ids == []
+
+
+def test_apply_detections_undoes_a_prompt_the_registry_refuses(model):
+    class Racing(ObjectRegistry):
+        def plan_detections(self, detections):  # the plan is made, then max_objects drops (the parameter thread)
+            plan = super().plan_detections(detections)
+            self.options = ObjectOptions(max_objects=1)
+            return plan
+
+    tracker, registry = StreamingTracker(model), Racing()
+    tracker.track(SyntheticScene(H, W, num_objects=2, seed=0).frame(0).rgb, stamp=0)
+    applied = apply_detections(tracker, registry, boxes_at((10, 10, 60, 60), (100, 100, 150, 150)), 0, 0.0)
+    assert [e.object_id for e in applied.events] == [1] and [d for d, _ in applied.failed] == [1]
+    assert "max_objects=1" in applied.failed[0][1] and registry.ids == tracker.object_ids == [1]

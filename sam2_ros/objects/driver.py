@@ -56,7 +56,13 @@ def apply_detections(tracker: Any, registry: ObjectRegistry, detections: Detecti
         except ValueError as err:
             failed.append((action.detection, str(err)))
             continue
-        event = registry.apply_action(action, stamp)
+        try:
+            event = registry.apply_action(action, stamp)
+        except ValueError as err:  # e.g. max_objects lowered from another thread since the plan: undo the prompt
+            if action.object_id not in registry:
+                tracker.remove_object(action.object_id)
+            failed.append((action.detection, str(err)))
+            continue
         if event is not None:
             events.append(event)
     for action in plan.matched:
