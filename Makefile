@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/onnx_cpu.py
 	$(PY) bench/node_overhead.py
 	$(PY) bench/geometry_cpu.py
+	$(PY) bench/objects_cost.py
 	$(PY) bench/auto_start.py
 
 # On a machine with a CUDA GPU: no venv needed, only a python with torch (CUDA) and numpy. At most 8 minutes; results

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fixtures.node_harness import NodeClient, start_node
-from ros_util import ros_env, rclpy_node, wait_for
+from ros_util import ros_env, wait_for
+from sam2_ros.ros.client import spinning_node
 from sam2_ros.synthetic import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -23,7 +24,7 @@ def test_auto_backend_exports_once_then_reuses_the_cache(tmp_path):
     env = ros_env(SAM2_ROS_CACHE=str(tmp_path / "cache"))
     scene = SyntheticScene(120, 160, num_objects=2, seed=0)
     logs = []
-    with rclpy_node("auto_client") as node:
+    with spinning_node("auto_client") as node:
         client = NodeClient(node, name="sam2_auto")
         for run in range(2):
             proc = start_node(tmp_path, name="sam2_auto", env=env, timeout=180, backend="auto",

@@ -1,0 +1,64 @@
+"""Detector-driven tracking with the shipped micro model on the synthetic camera, without ROS: objects created per
+shape, duplicates, labels and mean J over a run, for several scene seeds and shape counts (and, with --hide, a shape
+out of view for 40 frames: LOST then FOUND / REACQUIRED, or a duplicate).
+
+    .venv/bin/python bench/objects_quality.py [--seeds 0 1 2 3 4 5] [--shapes 3 4] [--frames 40] [--hide]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sam2_ros.model.build import build_sam2  # noqa: E402
+from sam2_ros.objects.synthetic_detector import HiddenShapeScene, SyntheticDetector, pick_hide_window  # noqa: E402
+from sam2_ros.objects.synthetic_run import run_synthetic  # noqa: E402
+from sam2_ros.synthetic import SyntheticScene  # noqa: E402
+from sam2_ros.tracking import StreamingTracker  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    parser.add_argument("--shapes", type=int, nargs="+", default=[3, 4])
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--size", default="240x320", help="H x W of the synthetic camera")
+    parser.add_argument("--hide", action="store_true", help="hide shape 1 for 40 frames (window by pick_hide_window)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    height, width = (int(v) for v in args.size.split("x"))
+    model = build_sam2("sam2_micro", checkpoint=ROOT / "models" / "sam2_micro.pt").eval()
+    print("| seed | shapes | objects | duplicates | labels right | mean J | events |")
+    print("|---|---|---|---|---|---|---|")
+    all_j = []
+    for shapes in args.shapes:
+        for seed in args.seeds:
+            scene = SyntheticScene(height, width, num_objects=shapes, seed=seed)
+            camera, frames, note = scene, args.frames, ""
+            if args.hide:
+                start, iou = pick_hide_window(scene, 1, frames=40, starts=range(5, 60))
+                camera, frames = HiddenShapeScene(scene, {1: range(start, start + 40)}), start + 45
+                note = f" (shape 1 hidden {start}..{start + 39}, box IoU {iou:.2f})"
+            detector = SyntheticDetector(seed=seed)
+            run = run_synthetic(StreamingTracker(model), camera, detector, frames)
+            made = list(run.truth.values())
+            duplicates = len(made) - len(set(made))
+            right = sum(run.registry.get(o).label == detector.class_of(s) for o, s in run.truth.items()
+                        if o in run.registry)
+            events = ", ".join(f"{i}:{e.kind.name}({e.object_id})" for i, e in run.events if e.kind.name != "ADDED")
+            all_j.append(run.mean_j)
+            print(f"| {seed} | {shapes} | {len(run.truth)} | {duplicates} | {right}/{len(run.truth)} | "
+                  f"{run.mean_j:.3f} | {events or '-'}{note} |", flush=True)
+    print(f"mean J over the runs: {np.mean(all_j):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
