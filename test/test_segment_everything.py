@@ -153,3 +153,33 @@ def test_bad_arguments_change_nothing(backend):
     with pytest.raises(ValueError):
         segment_everything(backend, np.zeros((10, 10), np.uint8))
     assert tracker.object_ids == []
+
+
+def test_candidates_and_segment_everything_on_the_onnxruntime_backend():
+    """Both only use the decoder's multimask outputs: an exported backend gives the torch backend's candidates and
+    masks (tiny config at 256 with perturbed random weights, the export tests' model; logits within 1e-3)."""
+    pytest.importorskip("onnxruntime")
+    import copy
+
+    from backend_util import CONFIG, scratch_dir, tiny_checkpoint, tiny_export
+    from sam2_ros.backends.exported import strip_for_glue
+    from sam2_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    _, export_dir = tiny_export(256)
+    model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256)
+    exported = OnnxRuntimeBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cpu",
+                                  cache_dir=scratch_dir("ortcache_everything"), threads=2)
+    rgb = DEMO.frame(FOUND_FRAME).rgb
+    results = []
+    for backend in (TorchBackend(model), exported):
+        tracker = StreamingTracker(backend)
+        tracker.track(rgb, stamp=0)
+        candidates = tracker.add_prompt(1, box=[100.0, 80.0, 300.0, 260.0], multimask=True).candidates
+        found = segment_everything(tracker, 0, min_iou=0.0, min_stability=0.0, points_per_side=4)
+        results.append((candidates, found))
+    (c_torch, f_torch), (c_ort, f_ort) = results
+    assert np.abs(c_torch.low_res_logits - c_ort.low_res_logits).max() <= 1e-3
+    np.testing.assert_allclose(c_torch.iou, c_ort.iou, atol=1e-4)
+    print(f"segment everything, torch {len(f_torch)} masks, onnxruntime {len(f_ort)}")
+    assert len(f_torch) == len(f_ort) >= 1
+    assert np.abs(f_torch.low_res_logits - f_ort.low_res_logits).max() <= 1e-3
