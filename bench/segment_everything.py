@@ -6,8 +6,9 @@ frame (no encoder), split into encoder / decoder / the rest (filtering, suppress
 micro = the shipped models/sam2_micro.pt at 256; tiny = sam2.1_hiera_t at 1024 with random weights (speed does not
 depend on the weights; random weights pass almost no candidate, so its "rest" is a lower bound). Wall time is the
 minimum over runs (the machine is shared), CPU time is the process's (all threads) for the same run.
---quality: the micro model (each grid of --grids) on 80 frames of 3- and 4-shape scenes (seeds 0-7, frames 0-80 step 20): shapes found at
-J >= 0.7, shapes returned twice, masks matching no shape, frames where every shape is found exactly once.
+--quality: the micro model (each grid of --grids) on 80 frames of 3- and 4-shape scenes (seeds 0-7, frames 0-80
+step 20): shapes found at J >= 0.7, shapes returned twice, masks matching no shape, frames where every shape is
+found exactly once.
 --sweep: threshold / suppression settings on 24 frames of 4-shape scenes (how the defaults were chosen).
 """
 from __future__ import annotations

@@ -4,8 +4,8 @@ A points_per_side^2 grid of single foreground clicks goes through the prompt enc
 (multimask: three candidates per click; the image encoder runs once, or not at all for a tracker's history frame).
 Candidates pass when their predicted IoU and stability (IoU of the mask at logit > +1 vs > -1) reach the
 thresholds; duplicates are suppressed by mask IoU, most confident first (predicted IoU x stability, then area);
-then min_area and max_objects. Masks that mostly lie inside a better one (containment) count as duplicates too: a model
-that answers background clicks with pieces of objects (the micro model does) otherwise returns those pieces.
+then min_area and max_objects. Masks that mostly lie inside a better one (containment) count as duplicates too: a
+model that answers background clicks with pieces of objects (the micro model does) otherwise returns those pieces.
 Optionally the survivors become tracked objects through the tracker's own mask-prompt path.
 
     found = segment_everything(tracker, None, track=True)     # newest history frame; found.object_ids: new ids
@@ -63,8 +63,9 @@ def point_grid(points_per_side: int, size: tuple[int, int]) -> np.ndarray:
 @torch.inference_mode()
 def segment_everything(source: StreamingTracker | InferenceBackend | Sam2Model,
                        image: np.ndarray | Stamp | None = None, *, points_per_side: int = POINTS_PER_SIDE,
-                       points_per_batch: int | None = None, min_iou: float = MIN_IOU, min_stability: float = MIN_STABILITY,
-                       min_area: int = 0, max_objects: int = 0, nms_iou: float = NMS_IOU,
+                       points_per_batch: int | None = None, min_iou: float = MIN_IOU,
+                       min_stability: float = MIN_STABILITY, min_area: int = 0, max_objects: int = 0,
+                       nms_iou: float = NMS_IOU,
                        containment: float | None = CONTAINMENT, track: bool = False,
                        first_id: int | None = None) -> EverythingResult:
     """Segment every object SAM sees on one frame (see the module docstring).
