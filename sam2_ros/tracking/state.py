@@ -20,9 +20,30 @@ class TrackResult:
     mask_logits: np.ndarray  # (N, H, W) float32, decoder logits bilinearly resized to H x W
     iou: np.ndarray  # (N,) float32 predicted IoU of each mask
     presence: np.ndarray  # (N,) float32 probability the object is visible (sigmoid of the object score)
+    # (N, s, s) float32: the decoder's logits grid (s = image_size / 4, the image squeezed square) before resizing;
+    # low_res_masks() turns it into small masks without full-size upsampling. None where not filled.
+    low_res_logits: np.ndarray | None = None
+    candidates: "Candidates | None" = None  # add_prompt(multimask=True): the prompted object's candidate masks
 
     def __len__(self) -> int:
         return len(self.object_ids)
+
+
+@dataclass
+class Candidates:
+    """SAM 2's candidate masks for one prompted object on one frame (whole / part / surroundings of an ambiguous
+    click), best predicted IoU first; select_candidate(object_id, index) makes one of them the object's mask."""
+
+    object_id: int
+    stamp: Stamp  # the prompted frame
+    masks: np.ndarray  # (K, H, W) bool, mask_logits > 0 (K = 3 for SAM 2)
+    mask_logits: np.ndarray  # (K, H, W) float32 at the frame's resolution
+    iou: np.ndarray  # (K,) float32 predicted IoU, descending
+    stability: np.ndarray  # (K,) float32 IoU of the mask at logit > +1 vs > -1 (on the decoder grid)
+    low_res_logits: np.ndarray  # (K, s, s) float32 decoder grid, for low_res_masks()
+
+    def __len__(self) -> int:
+        return len(self.iou)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,14 @@ object is tracked independently with its own memory bank; a prompt on a frame th
 starts it there (a "conditioning" frame); a prompt on a tracked frame corrects it, fed the previous mask logits.
 A prompted frame's memory is encoded from its final mask, thresholded. Hole filling (Meta's CUDA-only extra) is not
 done. Frame indices count the frames given to track(); stamps only name and order them.
+
+Ambiguous prompts: add_prompt(..., multimask=True) also returns SAM 2's candidate masks for the object
+(TrackResult.candidates); select_candidate() then makes one of them the object's mask there, as a mask prompt.
 """
 from __future__ import annotations
 
 import logging
+import numbers
 from collections import deque
 
 import numpy as np
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 
 from sam2_ros.backends.base import InferenceBackend
 from sam2_ros.model.sam2 import Sam2Model, postprocess_masks, preprocess
+from sam2_ros.tracking.candidates import CandidateRecord, rank_candidates, to_candidates
 from sam2_ros.tracking.memory_bank import (Layout, MemoryAssembler, enforce_cond_cap, make_memory, select_memory,
                                            trim)
 from sam2_ros.tracking.prompts import check_object_id, check_stamp, parse_prompt
@@ -59,6 +64,7 @@ class StreamingTracker:
         self._objects: dict[int, ObjectState] = {}
         self._image_pos: torch.Tensor | None = None
         self._next_index = 0
+        self._candidates: dict[int, CandidateRecord] = {}  # object id -> its last multimask prompt's candidates
 
     @torch.inference_mode()
     def track(self, rgb: np.ndarray, stamp: Stamp | None = None) -> TrackResult:
@@ -81,6 +87,8 @@ class StreamingTracker:
         self._frames.append(frame)
         if len(self._frames) > self.options.history:
             self._frames.popleft()
+            oldest = self._frames[0].index
+            self._candidates = {k: c for k, c in self._candidates.items() if c.frame_index >= oldest}
         self._next_index += 1
         for obj, out in zip(objects, outputs):
             obj.recent[frame.index] = out
@@ -90,26 +98,35 @@ class StreamingTracker:
     @torch.inference_mode()
     def add_prompt(self, object_id: int, points: np.ndarray | None = None, labels: np.ndarray | None = None,
                    box: np.ndarray | None = None, mask: np.ndarray | None = None, stamp: Stamp | None = None,
-                   replace: bool = False) -> TrackResult:
+                   replace: bool = False, multimask: bool = False) -> TrackResult:
         """Add or refine an object on the frame named by `stamp` (None: newest) and return that frame's result.
 
         points (N, 2) pixel x, y with labels (N,) 1 fg / 0 bg; box (4,) x_min, y_min, x_max, y_max; mask HxW.
         replace=True forgets this object's earlier clicks on that frame (a box always does). On an older history
         frame the object is re-tracked from there to the newest frame; an unknown or too old stamp applies to the
         newest frame with a warning.
+        multimask=True (points or a box only) also returns SAM 2's candidate masks for this object in
+        `result.candidates` (best predicted IoU first) and keeps them for select_candidate(). The tracked result is
+        exactly the one without multimask: where SAM 2 decodes this prompt with several masks anyway (one click)
+        the candidates are those of that decode, else one more multimask decode of the same prompt (same clicks,
+        features and previous mask) makes them.
         """
         object_id = check_object_id(object_id)
+        if not isinstance(multimask, (bool, np.bool_)):
+            raise ValueError(f"multimask must be a bool, got {type(multimask).__name__}")
         if not self._frames:
             raise ValueError("no frame yet: call track() with a frame before prompting")
         frame = self._find_frame(stamp)
         prompt = parse_prompt(points, labels, box, mask, replace, frame.size, self.backend.config.image_size)
+        if multimask and prompt.mask is not None:
+            raise ValueError("multimask needs points or a box: a mask prompt has no candidates")
         obj = self._objects[object_id].copy() if object_id in self._objects else ObjectState(object_id)
         newest = self._frames[-1].index
         if frame.index < newest:  # forget what this object did after the frame; it is redone below
             for table in (obj.cond, obj.recent):
                 for t in [t for t in table if t > frame.index]:
                     del table[t]
-        self._apply_prompt(obj, frame, prompt)
+        record = self._apply_prompt(obj, frame, prompt, bool(multimask))
         obj.prompts.setdefault(frame.index, []).append(prompt)
         for later in [f for f in self._frames if f.index > frame.index]:
             obj.recent[later.index] = self._track_frame(later, self._image_pos, [obj])[0]
@@ -118,7 +135,37 @@ class StreamingTracker:
                 self._apply_prompt(obj, later, earlier_prompt)
         self._trim(obj)
         self._objects[object_id] = obj  # commit
-        return self._result(frame)
+        result = self._result(frame)
+        if record is not None:
+            self._candidates[object_id] = record
+            result.candidates = to_candidates(record, object_id, frame.stamp, frame.size)
+        return result
+
+    @torch.inference_mode()
+    def select_candidate(self, object_id: int, index: int, stamp: Stamp | None = None) -> TrackResult:
+        """Make candidate `index` (into the last multimask add_prompt's `candidates`) the object's mask on that frame.
+
+        Exactly add_prompt(object_id, mask=candidates.masks[index], stamp=<that frame>): the frame's memory is
+        encoded from that mask and tracking goes on from it (re-tracked up to the newest frame). stamp, if given,
+        must be the candidates' frame. Returns that frame's result. The candidates stay until the object's next
+        multimask prompt, its removal, or their frame leaving the history, so another one can still be chosen.
+        """
+        object_id = check_object_id(object_id)
+        if object_id not in self._objects:
+            raise ValueError(f"unknown object id {object_id}; tracked: {self.object_ids}")
+        record = self._candidates.get(object_id)
+        if record is None:
+            raise ValueError(f"object {object_id} has no candidates: prompt it with multimask=True (candidates are "
+                             "dropped when their frame leaves the history)")
+        count = record.iou.shape[0]
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral) \
+                or not 0 <= int(index) < count:
+            raise ValueError(f"candidate index must be an int in [0, {count}), got {index!r}")
+        frame = next(f for f in self._frames if f.index == record.frame_index)
+        if stamp is not None and check_stamp(stamp) != frame.stamp:
+            raise ValueError(f"the candidates of object {object_id} are for stamp {frame.stamp}, not {stamp}")
+        mask = to_candidates(record, object_id, frame.stamp, frame.size).masks[int(index)]
+        return self.add_prompt(object_id, mask=mask, stamp=frame.stamp)
 
     def remove_object(self, object_id: int) -> None:
         """Stop tracking an object and free its memory."""
@@ -126,6 +173,7 @@ class StreamingTracker:
         if object_id not in self._objects:
             raise ValueError(f"unknown object id {object_id}; tracked: {self.object_ids}")
         del self._objects[object_id]
+        self._candidates.pop(object_id, None)
 
     @torch.inference_mode()
     def result(self, stamp: Stamp | None = None) -> TrackResult:
@@ -134,10 +182,17 @@ class StreamingTracker:
             raise ValueError("no frame yet")
         return self._result(self._find_frame(stamp))
 
+    def history_frame(self, stamp: Stamp | None = None) -> Frame:
+        """A history frame's encoder output by stamp (None: newest; unknown: newest, with a warning), e.g. to
+        segment it again without running the image encoder."""
+        if not self._frames:
+            raise ValueError("no frame yet")
+        return self._find_frame(stamp)
+
     def memory_bytes(self) -> int:
-        """Bytes of all tensors the tracker holds (frame history, memory banks, cached encodings)."""
-        return (tensor_bytes([list(self._frames), list(self._objects.values()), self._image_pos])
-                + self._assembler.nbytes())
+        """Bytes of all tensors the tracker holds (frame history, memory banks, cached encodings, candidates)."""
+        return (tensor_bytes([list(self._frames), list(self._objects.values()), self._image_pos,
+                              list(self._candidates.values())]) + self._assembler.nbytes())
 
     # ------------------------------------------------------------------ internals
     def _find_frame(self, stamp: Stamp | None) -> Frame:
@@ -199,10 +254,13 @@ class StreamingTracker:
                                     out.iou[j]) for j in range(b)]
         return outputs
 
-    def _apply_prompt(self, obj: ObjectState, frame: Frame, prompt: Prompt) -> None:
-        """Run one prompt on a frame for one object and store the output and its memory in `obj`."""
+    def _apply_prompt(self, obj: ObjectState, frame: Frame, prompt: Prompt,
+                      candidates: bool = False) -> CandidateRecord | None:
+        """Run one prompt on a frame for one object and store the output and its memory in `obj`; with
+        `candidates` (points / box prompts) also return the prompt's multimask candidates."""
         cfg = self.backend.config
         k = frame.index
+        record = None
         is_cond = k not in obj.recent  # not tracked here: the prompt starts (or re-starts) the object here
         previous = obj.output(k)
         if prompt.mask is not None:
@@ -222,9 +280,13 @@ class StreamingTracker:
             mask_input = None
             if previous is not None and previous.low_res is not None:
                 mask_input = previous.low_res.clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)[None]
-            out = self.backend.decode(pix, frame.feat_s0, frame.feat_s1, coords[None].to(self.backend.device),
-                                      labels[None].to(self.backend.device), mask_input,
-                                      cfg.use_multimask(is_cond, int(labels.shape[0])))
+            multimask = cfg.use_multimask(is_cond, int(labels.shape[0]))
+            decode_args = (pix, frame.feat_s0, frame.feat_s1, coords[None].to(self.backend.device),
+                           labels[None].to(self.backend.device), mask_input)
+            out = self.backend.decode(*decode_args, multimask)
+            if candidates:  # the tracked decode's own candidates, or one more decode just for them
+                multi = out if multimask else self.backend.decode(*decode_args, True)
+                record = rank_candidates(k, multi.low_res_multimasks[0], multi.ious[0])
         size = cfg.image_size
         # Memory of a prompted frame comes from its low-res mask, upsampled and thresholded (Meta's preflight).
         high_res = F.interpolate(out.low_res_masks, size=(size, size), mode="bilinear", align_corners=False)
@@ -237,6 +299,7 @@ class StreamingTracker:
             enforce_cond_cap(obj, self.options.max_cond_frames)
         else:
             obj.recent[k] = memory
+        return record
 
     def _result(self, frame: Frame) -> TrackResult:
         ids, entries = [], []
@@ -247,11 +310,14 @@ class StreamingTracker:
                 entries.append(entry)
         height, width = frame.size
         if not entries:
+            side = self.backend.config.image_size // 4
             return TrackResult(frame.stamp, [], np.zeros((0, height, width), bool),
                                np.zeros((0, height, width), np.float32), np.zeros(0, np.float32),
-                               np.zeros(0, np.float32))
-        logits = postprocess_masks(torch.stack([e.low_res for e in entries]), (height, width))[:, 0]  # [N, H, W]
+                               np.zeros(0, np.float32), np.zeros((0, side, side), np.float32))
+        low_res = torch.stack([e.low_res for e in entries])  # [N, 1, s, s]
+        logits = postprocess_masks(low_res, (height, width))[:, 0]  # [N, H, W]
         logits = logits.float().cpu().numpy()
         iou = torch.cat([e.iou for e in entries]).float().cpu().numpy()
         presence = torch.cat([e.score for e in entries]).float().sigmoid().cpu().numpy()
-        return TrackResult(frame.stamp, ids, logits > 0, logits, iou, presence)
+        return TrackResult(frame.stamp, ids, logits > 0, logits, iou, presence,
+                           low_res[:, 0].float().cpu().numpy())

@@ -1,0 +1,110 @@
+"""Low vs full resolution mask output: bytes per frame and the time to make the masks, 640x480 with 8 objects.
+
+Usage: .venv/bin/python bench/mask_resolution.py [--runs 20] [--objects 8]
+Decoder grids of 64 (micro at 256) and 256 (Meta's models at 1024) holding 8 synthetic shapes. Timed, best of runs,
+one thread: "full" = what the tracker does for every TrackResult (bilinear upsampling of the N grids to 480 x 640,
+threshold) + mono8 images; "low from grid" = low_res_masks() on TrackResult.low_res_logits + mono8 images; "low
+from full" = area downsampling of the full masks (the alternative when full masks exist anyway). Bytes: the mono8
+pixels, and the serialized sam2_ros/ObjectMaskArray when the generated messages are importable (the node phase
+measures publishing).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from sam2_ros.model.sam2 import postprocess_masks  # noqa: E402
+from sam2_ros.synthetic import SyntheticScene  # noqa: E402
+from sam2_ros.tracking.resolution import low_res_masks  # noqa: E402
+
+H, W = 480, 640
+
+
+def grid_logits(objects: int, side: int) -> torch.Tensor:
+    """Decoder-like logits [N, 1, s, s]: the shapes of a synthetic frame squeezed to s x s, +-10 with soft edges."""
+    masks = SyntheticScene(H, W, num_objects=objects, seed=3).frame(0).masks
+    cover = F.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None], size=(side, side), mode="area")
+    return (cover - 0.5) * 20.0
+
+
+def best(runs: int, call) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = call()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def mono8(masks: np.ndarray) -> list[bytes]:
+    """What the node puts in ObjectMask.mask.data: 255 = object."""
+    return [np.multiply(m, 255, dtype=np.uint8).tobytes() for m in masks]
+
+
+def serialized_bytes(images: list[bytes], size: tuple[int, int], scale: float) -> int | None:
+    try:
+        from rclpy.serialization import serialize_message
+        from sensor_msgs.msg import Image
+
+        from sam2_ros.msg import ObjectMask, ObjectMaskArray
+    except ImportError:
+        return None
+    h, w = size
+    msg = ObjectMaskArray(objects=[ObjectMask(object_id=i + 1, mask_scale=scale, mask=Image(
+        height=h, width=w, encoding="mono8", step=w, data=data)) for i, data in enumerate(images)])
+    return len(serialize_message(msg))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--objects", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.1f}, {W}x{H}, "
+          f"{args.objects} objects, best of {args.runs}")
+    print("| grid | output | mask size | time to make the masks | mono8 bytes / frame | serialized ObjectMaskArray |")
+    print("|---|---|---|---|---|---|")
+    for side in (64, 256):
+        logits = grid_logits(args.objects, side)
+
+        def full():
+            return mono8(postprocess_masks(logits, (H, W))[:, 0].numpy() > 0)
+
+        def low_from_grid():
+            low = low_res_masks(logits[:, 0].numpy(), (H, W))
+            return mono8(low.masks), low
+
+        full_masks = postprocess_masks(logits, (H, W))[:, 0].numpy() > 0
+        low_size = low_res_masks(logits[:, 0].numpy(), (H, W)).size
+
+        def low_from_full():
+            area = F.interpolate(torch.from_numpy(full_masks.astype(np.float32))[:, None], size=low_size,
+                                 mode="area")[:, 0]
+            return mono8(area.numpy() >= 0.5)
+
+        t_full, images_full = best(args.runs, full)
+        t_low, (images_low, low) = best(args.runs, low_from_grid)
+        t_down, _ = best(args.runs, low_from_full)
+        rows = [("full", (H, W), 1.0, t_full, images_full, ""),
+                ("low from grid (`low_res_masks`)", low.size, low.scale, t_low, images_low, ""),
+                ("low from full masks (area)", low.size, low.scale, t_down, images_low,
+                 " (+ the full-size upsampling, already done for TrackResult)")]
+        for label, size, scale, spent, images, note in rows:
+            wire = serialized_bytes(images, size, scale)
+            print(f"| {side}x{side} | {label} | {size[1]}x{size[0]} (scale {scale:.3g}) | {spent * 1e3:.2f} ms{note} | "
+                  f"{sum(len(b) for b in images):,} | {'-' if wire is None else f'{wire:,}'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
