@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 
 from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
 from sam2_ros.ros import conversions as conv
-from sam2_ros.ros.depth_outputs import DepthOutputs, create_publishers
+from sam2_ros.ros.depth_outputs import PAIRING_CAPACITY, DepthOutputs, create_publishers
 from sam2_ros.ros.diagnostics import NodeStats, build_status
 from sam2_ros.ros.params import BY_NAME, PARAMS, Settings, validate, validate_together
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
@@ -153,7 +153,9 @@ class Sam2Node(LifecycleNode):
             self.create_timer(s.diagnostics_period, self._publish_diagnostics),
         ]
         if s.use_depth:
-            self._entities.append(sub(Image, "depth", self._on_depth, image_qos, callback_group=self._depth_group))
+            depth_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(s.image_qos_depth, PAIRING_CAPACITY),
+                                   reliability=image_qos.reliability)  # late depth still pairs; the buffer bounds
+            self._entities.append(sub(Image, "depth", self._on_depth, depth_qos, callback_group=self._depth_group))
             self.get_logger().info("3-D outputs from depth on " + self.resolve_topic_name("depth"))
         if tf2_ros is not None:
             self._tf_buffer = tf2_ros.Buffer()
