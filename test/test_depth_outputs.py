@@ -246,3 +246,45 @@ def test_markers():
     assert marker_text(12, "", 0.456) == "12 0.46"
     (only,) = to_markers([], [], [], header).markers
     assert only.action == Marker.DELETEALL
+
+
+class _Publisher:
+    """Records what the node would publish (stands in for a lifecycle publisher: no process in this module)."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def publish(self, msg) -> None:
+        self.sent.append(msg)
+
+
+def test_publish_one_paired_frame():
+    import dataclasses
+
+    scene, camera, frame = _scene()
+    log, stats = _Log(), NodeStats()
+    settings = Settings(use_depth=True)
+    outputs = DepthOutputs(settings, stats, log)
+    pubs = {name: _Publisher() for name in ("points", "detections_3d", "markers")}
+    header = _header()
+    f = Frame(stamp=5_000_000_123, header=header, rgb=frame.rgb)
+    out = _outputs(frame)
+    outputs.publish(f, out, ["a", "b", "c"], _info(camera.intrinsics), pubs, settings)   # no partner: nothing
+    assert not any(p.sent for p in pubs.values()) and not log.lines
+    f.depth = _depth_msg(camera.render(frame, "16UC1", 0.5).depth, "16UC1")
+    outputs.publish(f, out, ["a", "b", "c"], None, pubs, settings)                       # no camera_info yet
+    assert log.lines[-1].startswith("3-D outputs skipped: no camera_info received yet")
+    assert not any(p.sent for p in pubs.values())
+    outputs.publish(f, out, ["a", "b", "c"], _info(camera.intrinsics), pubs, settings)
+    cloud, dets, markers = (pubs[n].sent[-1] for n in ("points", "detections_3d", "markers"))
+    assert cloud.header == dets.header == markers.markers[0].header == header
+    assert [d.id for d in dets.detections] == ["1", "2", "3"]
+    assert [d.results[0].hypothesis.class_id for d in dets.detections] == ["a", "b", "c"]
+    assert markers.markers[2].text == f"1 a {out.iou[0]:.2f}"
+    assert set(np.unique(np.frombuffer(bytes(cloud.data), READ_DTYPE)["label"])) == {1, 2, 3}
+    assert stats.geometry.take()[0] > 0
+    off = dataclasses.replace(settings, publish_points=False, publish_markers=False)
+    outputs.publish(f, out, ["a", "b", "c"], _info(camera.intrinsics), pubs, off)
+    assert [len(pubs[n].sent) for n in ("points", "detections_3d", "markers")] == [1, 2, 1]
+    outputs.publish(f, out, ["a"], _info(camera.intrinsics), pubs, settings)            # a bug's exception
+    assert log.lines[-1].startswith("3-D outputs failed: IndexError")

@@ -119,18 +119,26 @@ class DepthOutputs:
         except (conv.ImageError, DepthError, IntrinsicsError) as err:
             self._warn(f"3-D outputs skipped: {err}")
             return
+        try:  # anything else: this frame's 3-D outputs only, never its tracking (the worker would drop the frame)
+            self._publish(frame.header, out, labels, depth, intrinsics, pubs, settings)
+        except Exception as err:
+            self._warn(f"3-D outputs failed: {type(err).__name__}: {err}")
+            return
+        self.stats.geometry.add((time.perf_counter() - t0) * 1e3)
+        self.stats.geometry_cpu.add((time.thread_time() - c0) * 1e3)
+
+
+    def _publish(self, header, out, labels, depth, intrinsics, pubs, settings) -> None:
         objects = extract_objects(owner_masks(out), out.object_ids, depth, intrinsics, geometry_params(settings))
         by_id = {object_id: k for k, object_id in enumerate(out.object_ids)}
         iou = [float(out.iou[by_id[o.object_id]]) for o in objects]
         names = [labels[by_id[o.object_id]] for o in objects]
         if settings.publish_points:
-            pubs["points"].publish(to_point_cloud(objects, frame.header))
+            pubs["points"].publish(to_point_cloud(objects, header))
         if settings.publish_detections_3d:
-            pubs["detections_3d"].publish(to_detections_3d(objects, iou, names, frame.header))
+            pubs["detections_3d"].publish(to_detections_3d(objects, iou, names, header))
         if settings.publish_markers:
-            pubs["markers"].publish(to_markers(objects, iou, names, frame.header))
-        self.stats.geometry.add((time.perf_counter() - t0) * 1e3)
-        self.stats.geometry_cpu.add((time.thread_time() - c0) * 1e3)
+            pubs["markers"].publish(to_markers(objects, iou, names, header))
 
 
 def decode(msg, colour_hw: tuple[int, int], info) -> tuple[np.ndarray, Intrinsics]:
