@@ -127,8 +127,8 @@ class DepthOutputs:
         self.stats.geometry.add((time.perf_counter() - t0) * 1e3)
         self.stats.geometry_cpu.add((time.thread_time() - c0) * 1e3)
 
-
     def _publish(self, header, out, labels, depth, intrinsics, pubs, settings) -> None:
+        """Extract every object's geometry and publish the enabled 3-D messages."""
         objects = extract_objects(owner_masks(out), out.object_ids, depth, intrinsics, geometry_params(settings))
         by_id = {object_id: k for k, object_id in enumerate(out.object_ids)}
         iou = [float(out.iou[by_id[o.object_id]]) for o in objects]
