@@ -31,6 +31,7 @@ test-fast: setup
 
 demo: setup
 	$(PY) -m sam2_ros.demo
+	$(PY) -m sam2_ros.demo --depth
 
 bench: setup
 	$(PY) bench/model_cpu.py

@@ -4,7 +4,14 @@ Starts the real sam2 node as a process (tiny model, random weights), subscribes 
 really serialises and sends), streams synthetic 640x480 rgb8 frames with two prompted objects, and reads the node's
 own stage timings from /diagnostics (convert_ms, publish_ms, inference_ms), plus end-to-end latency seen from here.
 
-    .venv/bin/python bench/node_overhead.py [--seconds 20] [--image-size 256] [--threads 1]
+--depth (issue 15): the camera also publishes registered 16UC1 depth (640x480, sam2_ros.synthetic_depth) and
+camera_info, the node runs with use_depth and all three 3-D outputs subscribed; the overhead adds geometry_ms (depth
+decode + 3-D extraction + 3-D messages published), and depth_paired_rate is reported.
+With random weights the masks are noise: use --model-config sam2_micro --checkpoint models/sam2_micro.pt for masks
+of object size (and the same for the run without --depth you compare with).
+
+    .venv/bin/python bench/node_overhead.py [--seconds 20] [--image-size 256] [--threads 1] [--depth]
+        [--model-config sam2.1_hiera_t] [--checkpoint PATH]
 """
 from __future__ import annotations
 
@@ -31,6 +38,14 @@ def main() -> int:
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--depth", action="store_true", help="RGB-D: use_depth with all three 3-D outputs")
+    parser.add_argument("--qos", default="reliable", choices=("reliable", "best_effort"),
+                        help="image (and depth, camera_info) QoS of camera and node: best-effort 640x480 frames "
+                             "between processes lose most of their UDP fragments here (see README, Notes)")
+    parser.add_argument("--depth-order", default="before", choices=("before", "after"),
+                        help="publish depth + camera_info before or after the colour frame")
+    parser.add_argument("--model-config", default="sam2.1_hiera_t")
+    parser.add_argument("--checkpoint", default="", help="empty = random weights")
     args = parser.parse_args()
     from sam2_ros.ros.client import spinning_node, use_private_domain
 
@@ -41,33 +56,48 @@ def main() -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Point
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from vision_msgs.msg import Detection3DArray
+    from visualization_msgs.msg import MarkerArray
 
     from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
     from sam2_ros.ros.conversions import array_to_image
     from sam2_ros.ros.prompts import stamp_ns
     from sam2_ros.srv import AddPrompt
     from sam2_ros.synthetic import SyntheticScene
+    from sam2_ros.synthetic_depth import SyntheticDepthCamera
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     log = open(out_dir / "node_overhead_node.log", "wb")
+    depth_args = ["-p", "use_depth:=true", "-r", "depth:=/bench/depth", "-r", "camera_info:=/bench/camera_info"] \
+        if args.depth else []
     node_proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
                                   "-r", "image:=/bench/image", "-p", f"image_size:={args.image_size}",
-                                  "-p", f"cpu_threads:={args.threads}", "-p", "diagnostics_period:=1.0"],
+                                  "-p", f"cpu_threads:={args.threads}", "-p", "diagnostics_period:=1.0",
+                                  "-p", f"model_config:={args.model_config}", "-p", f"checkpoint:={args.checkpoint}",
+                                  "-p", f"image_reliability:={args.qos}",
+                                  *depth_args],
                                  stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
     scene = SyntheticScene(480, 640, num_objects=3, seed=1)
     frames = [scene.frame(i) for i in range(30)]
+    camera = SyntheticDepthCamera(scene)
+    depths = [array_to_image(camera.render(f, "16UC1").depth, "16UC1") for f in frames] if args.depth else []
+    info = CameraInfo(width=640, height=480, k=[float(v) for v in camera.intrinsics.k.reshape(-1)])
     stack = contextlib.ExitStack()
     node = stack.enter_context(spinning_node("node_overhead_bench"))
     lock = threading.Lock()
     sent: dict[int, float] = {}
-    arrivals: dict[str, dict[int, float]] = {t: {} for t in ("masks", "confidence", "label_image", "overlay")}
+    outputs = {"masks": ObjectMaskArray, "confidence": ObjectConfidenceArray, "label_image": Image, "overlay": Image}
+    if args.depth:
+        outputs.update(points=PointCloud2, detections_3d=Detection3DArray, markers=MarkerArray)
+    arrivals: dict[str, dict[int, float]] = {t: {} for t in outputs}
     diags: list[dict[str, str]] = []
 
     def recorder(topic):
         def record(msg):
+            header = msg.header if hasattr(msg, "header") else msg.markers[0].header  # MarkerArray: its markers'
             with lock:
-                arrivals[topic][stamp_ns(msg.header.stamp)] = time.monotonic()
+                arrivals[topic][stamp_ns(header.stamp)] = time.monotonic()
         return record
 
     def on_diag(msg):
@@ -77,9 +107,11 @@ def main() -> int:
                     diags.append({kv.key: kv.value for kv in s.values})
 
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(Image, "/bench/image", qos_profile_sensor_data)
-    for topic, typ in (("masks", ObjectMaskArray), ("confidence", ObjectConfidenceArray), ("label_image", Image),
-                       ("overlay", Image)):
+    camera_qos = reliable if args.qos == "reliable" else qos_profile_sensor_data
+    pub = node.create_publisher(Image, "/bench/image", camera_qos)
+    depth_pub = node.create_publisher(Image, "/bench/depth", camera_qos)
+    info_pub = node.create_publisher(CameraInfo, "/bench/camera_info", camera_qos)
+    for topic, typ in outputs.items():
         node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
 
@@ -89,12 +121,26 @@ def main() -> int:
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         return stamp, msg
 
+    def publish(k: int, msg) -> None:
+        """The colour frame, and with --depth its camera_info and depth (same header) before or after it."""
+        if args.depth:
+            info.header = msg.header
+            depth = depths[k % len(depths)]
+            depth.header = msg.header
+        if args.depth and args.depth_order == "before":
+            info_pub.publish(info)
+            depth_pub.publish(depth)
+        pub.publish(msg)
+        if args.depth and args.depth_order == "after":
+            info_pub.publish(info)
+            depth_pub.publish(depth)
+
     try:
         deadline = time.monotonic() + 90
         k = 0
         while not arrivals["masks"] and time.monotonic() < deadline:  # until the node answers
             stamp, msg = image(k)
-            pub.publish(msg)
+            publish(k, msg)
             k += 1
             time.sleep(0.3)
         if not arrivals["masks"]:
@@ -118,7 +164,7 @@ def main() -> int:
             stamp, msg = image(k)
             with lock:
                 sent[stamp] = time.monotonic()
-            pub.publish(msg)
+            publish(k, msg)
             k += 1
             time.sleep(max(0.0, 1.0 / args.fps - (time.monotonic() - sent[stamp])))
         time.sleep(2.5)
@@ -129,27 +175,36 @@ def main() -> int:
         log.close()
 
     rows = [d for d in diags if float(d.get("output_rate_hz", 0)) > 0]
-    mean = {key: float(np.mean([float(d[key]) for d in rows])) for key in ("convert_ms", "publish_ms", "inference_ms",
-                                                                        "convert_cpu_ms", "publish_cpu_ms")}
+    keys = ("convert_ms", "publish_ms", "inference_ms", "convert_cpu_ms", "publish_cpu_ms", "geometry_ms",
+            "geometry_cpu_ms")
+    mean = {key: float(np.mean([float(d[key]) for d in rows])) for key in keys}
+    paired = [float(d["depth_paired_rate"]) for d in rows if d.get("depth_paired_rate", "n/a") != "n/a"]
     with lock:
         done = {s: arrivals["overlay"][s] for s in arrivals["overlay"] if s in sent}
         last_topic = {s: max(arrivals[t].get(s, 0.0) for t in arrivals) for s in done}
     e2e = np.array([last_topic[s] - sent[s] for s in done]) * 1e3
-    overhead = mean["convert_ms"] + mean["publish_ms"]
+    overhead = mean["convert_ms"] + mean["publish_ms"] + mean["geometry_ms"]
     result = {
-        "image": "640x480 rgb8", "objects": 2, "model": f"sam2.1_hiera_t@{args.image_size}", "threads": args.threads,
+        "image": "640x480 rgb8" + (" + 16UC1 depth" if args.depth else ""), "objects": 2,
+        "model": f"{args.model_config}@{args.image_size}", "weights": args.checkpoint or "random",
+        "threads": args.threads, "qos": args.qos, "depth_order": args.depth_order if args.depth else None,
         "frames_sent": len(sent), "frames_out": len(done),
         "convert_ms": round(mean["convert_ms"], 3), "publish_all_outputs_ms": round(mean["publish_ms"], 3),
         "node_overhead_ms": round(overhead, 3), "tracker_ms": round(mean["inference_ms"], 1),
         "convert_cpu_ms": round(mean["convert_cpu_ms"], 3), "publish_cpu_ms": round(mean["publish_cpu_ms"], 3),
-        "node_overhead_cpu_ms": round(mean["convert_cpu_ms"] + mean["publish_cpu_ms"], 3),
+        "geometry_ms": round(mean["geometry_ms"], 3), "geometry_cpu_ms": round(mean["geometry_cpu_ms"], 3),
+        "depth_paired_rate": round(float(np.mean(paired)), 3) if paired else None,
+        "frames_with_3d": len(arrivals["points"]) if args.depth else None,
+        "node_overhead_cpu_ms": round(mean["convert_cpu_ms"] + mean["publish_cpu_ms"] + mean["geometry_cpu_ms"], 3),
         "load_average_1min": round(os.getloadavg()[0], 1), "cpu_cores": os.cpu_count(),
         "end_to_end_ms_median": round(float(np.median(e2e)), 1) if e2e.size else None,
     }
-    (out_dir / "node_overhead.json").write_text(json.dumps(result, indent=1))
+    (out_dir / ("node_overhead_depth.json" if args.depth else "node_overhead.json")).write_text(
+        json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     print(f"node overhead {overhead:.2f} ms per frame (convert {mean['convert_ms']:.2f} + publish "
-          f"{mean['publish_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} ms CPU, vs tracker "
+          f"{mean['publish_ms']:.2f} + 3-D {mean['geometry_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} ms "
+          f"CPU, vs tracker "
           f"{mean['inference_ms']:.0f} ms; goal <= 5 ms (wall): {'met' if overhead <= 5.0 else 'NOT met'}")
     return 0
 

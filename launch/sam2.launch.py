@@ -1,9 +1,10 @@
 """Start the sam2 node.
 
-    ros2 launch sam2_ros sam2.launch.py image:=/camera/image_raw [params_file:=...] [namespace:=...]
+    ros2 launch sam2_ros sam2.launch.py image:=/camera/image_raw [params_file:=...] [namespace:=...] [depth:=...]
 
 Only names and files are wired here; every tunable lives in the parameters file (default: config/sam2.yaml).
-camera_info is remapped next to the image (…/image_raw -> …/camera_info), as image_transport does.
+camera_info is remapped next to the image (…/image_raw -> …/camera_info), as image_transport does. depth (used when
+the parameters say use_depth: true) is remapped only when given: registered depth has no fixed place next to the image.
 """
 import os
 
@@ -18,6 +19,10 @@ def _node(context):
     image = LaunchConfiguration("image").perform(context)
     camera_info = LaunchConfiguration("camera_info").perform(context) or \
         (image.rsplit("/", 1)[0] + "/camera_info" if "/" in image else "camera_info")
+    remappings = [("image", image), ("image/compressed", image + "/compressed"), ("camera_info", camera_info)]
+    depth = LaunchConfiguration("depth").perform(context)
+    if depth:
+        remappings.append(("depth", depth))
     return [LifecycleNode(
         package="sam2_ros",
         executable="sam2_node",
@@ -25,7 +30,7 @@ def _node(context):
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         parameters=[LaunchConfiguration("params_file")],
-        remappings=[("image", image), ("image/compressed", image + "/compressed"), ("camera_info", camera_info)],
+        remappings=remappings,
     )]
 
 
@@ -36,6 +41,9 @@ def generate_launch_description():
                               description="sensor_msgs/Image topic to segment"),
         DeclareLaunchArgument("camera_info", default_value="",
                               description="sensor_msgs/CameraInfo topic (empty: next to the image topic)"),
+        DeclareLaunchArgument("depth", default_value="",
+                              description="sensor_msgs/Image depth registered to image, for use_depth (empty: not "
+                                          "remapped), e.g. /camera/aligned_depth_to_color/image_raw"),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="parameters file (see config/sam2.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),

@@ -4,6 +4,10 @@ No camera, no download: the node runs as its own process (as in deployment); thi
 (moving shapes on a texture, with ground truth), clicks the most visible shape (object 1) and boxes the next most
 visible one (object 2), as an operator would, records the overlay frames as PNGs and scores the masks against the
 ground truth (J = IoU). It writes a one-line summary and exits.
+
+With --depth the camera is an RGB-D camera (sam2_ros.synthetic_depth: registered 16UC1 depth + camera_info), the node
+runs with use_depth, and the summary adds each object's 3-D centroid error (~/detections_3d's centroid against the
+ground truth of the shape it was prompted on).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np
 
 from sam2_ros.ros.client import spinning_node, use_private_domain
 from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.synthetic_depth import SyntheticDepthCamera
 
 ROOT = Path(__file__).resolve().parents[1]
 # models/sam2_micro.pt ships with the repository (trained here, see models/MODEL_CARD.md); Meta's files can be added.
@@ -48,6 +53,9 @@ class Demo:
     def __init__(self, args: argparse.Namespace, out: Path, node_proc: subprocess.Popen) -> None:
         self.args, self.out, self.node_proc = args, out, node_proc
         self.scene = SyntheticScene(args.height, args.width, num_objects=4, seed=args.seed)
+        self.depth_camera = SyntheticDepthCamera(self.scene) if args.depth else None
+        self.truth_3d: dict[int, np.ndarray] = {}          # stamp -> [N, 3] ground-truth centroids (--depth)
+        self.errors_3d: dict[int, list[np.ndarray]] = {1: [], 2: []}  # object id -> centroid errors (m)
         self.lock = threading.Lock()
         self.sent: dict[int, tuple[int, float]] = {}     # stamp -> (frame index, send time)
         self.outputs: list[tuple[int, float]] = []        # (stamp, arrival)
@@ -73,12 +81,20 @@ class Demo:
             self.prompt = node.create_publisher(Prompt, "/sam2/prompt", reliable)
             node.create_subscription(Image, "/sam2/overlay", self._on_overlay, reliable)
             node.create_subscription(ObjectMaskArray, "/sam2/masks", self._on_masks, reliable)
+            if self.depth_camera is not None:
+                from sensor_msgs.msg import CameraInfo
+                from vision_msgs.msg import Detection3DArray
+
+                self.depth_pub = node.create_publisher(Image, "/demo/camera/depth", reliable)
+                self.info_pub = node.create_publisher(CameraInfo, "/demo/camera/camera_info", reliable)
+                node.create_subscription(Detection3DArray, "/sam2/detections_3d", self._on_detections_3d, reliable)
             return self._play(node)
 
     def _play(self, node) -> int:
         from geometry_msgs.msg import Point, PointStamped
 
         from sam2_ros.msg import Prompt
+        from sam2_ros.ros.conversions import array_to_image
 
         period = 1.0 / self.args.fps
         index, deadline, prompted_at = 0, time.monotonic() + self.args.startup_timeout, None
@@ -110,7 +126,14 @@ class Demo:
             if prompted_at is not None and now - prompted_at > self.args.seconds:
                 break
             stamp = node.get_clock().now().nanoseconds
-            msg = _image(self.scene.frame(index).rgb, stamp)
+            frame = self.scene.frame(index)
+            msg = _image(frame.rgb, stamp)
+            if self.depth_camera is not None:  # camera_info and the registered depth, the colour's header
+                depth = self.depth_camera.render(frame, "16UC1")
+                self.info_pub.publish(_camera_info(self.depth_camera.intrinsics, msg.header))
+                self.depth_pub.publish(array_to_image(depth.depth, "16UC1", msg.header))
+                with self.lock:
+                    self.truth_3d[stamp] = depth.centroids
             with self.lock:
                 self.sent[stamp] = (index, time.monotonic())
             self.camera.publish(msg)
@@ -138,6 +161,20 @@ class Demo:
         for object_id in self.scores:
             if object_id in found:
                 self.scores[object_id].append(jaccard(found[object_id], truth[self.targets[object_id]]))
+
+    def _on_detections_3d(self, msg) -> None:
+        from sam2_ros.ros.prompts import stamp_ns
+
+        stamp = stamp_ns(msg.header.stamp)
+        with self.lock:
+            truth = self.truth_3d.get(stamp)
+            if truth is None or self.prompt_stamp is None or stamp < self.prompt_stamp:
+                return
+            for d in msg.detections:
+                object_id = int(d.id)
+                if object_id in self.errors_3d and object_id in self.targets:
+                    p = d.results[0].pose.pose.position
+                    self.errors_3d[object_id].append(np.array([p.x, p.y, p.z]) - truth[self.targets[object_id]])
 
     def _on_overlay(self, msg) -> None:
         from PIL import Image as PilImage
@@ -169,7 +206,23 @@ class Demo:
         return (f"frames_in={len(sent)} frames_out={len(outputs)} fps={fps:.2f} "
                 f"latency_ms={1e3 * float(np.mean(latency)) if latency else float('nan'):.0f} "
                 f"J={j_all:.3f} (click obj1 {j[1]:.3f}, box obj2 {j[2]:.3f}) weights={weights} "
-                f"{self.node_start()} overlays={self.saved} folder={self.out}")
+                f"{self.node_start()} overlays={self.saved} {self.summary_3d()}folder={self.out}")
+
+    def summary_3d(self) -> str:
+        """'centroid_err_mm obj1 <median |error|> (x .. y .. z ..; n frames) obj2 ... ' with --depth, else ''."""
+        if self.depth_camera is None:
+            return ""
+        parts = []
+        with self.lock:
+            errors = {k: np.array(v).reshape(-1, 3) for k, v in self.errors_3d.items()}
+        for object_id, e in errors.items():
+            if not len(e):
+                parts.append(f"obj{object_id} nan (no 3-D output)")
+                continue
+            ax = np.median(np.abs(e), axis=0) * 1e3
+            parts.append(f"obj{object_id} {np.median(np.linalg.norm(e, axis=1)) * 1e3:.1f} (x {ax[0]:.1f} "
+                         f"y {ax[1]:.1f} z {ax[2]:.1f}; {len(e)} frames)")
+        return "centroid_err_mm " + " ".join(parts) + " "
 
 
 def _image(rgb: np.ndarray, stamp: int):
@@ -181,10 +234,21 @@ def _image(rgb: np.ndarray, stamp: int):
     return msg
 
 
+def _camera_info(intrinsics, header):
+    from sensor_msgs.msg import CameraInfo
+
+    return CameraInfo(header=header, width=intrinsics.width, height=intrinsics.height, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=[float(v) for v in intrinsics.k.reshape(-1)])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns 0 when the node tracked and the summary was written."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo_output", help="folder for overlay PNGs, summary.txt, node.log")
+    parser.add_argument("--out", default=None,
+                        help="folder for overlay PNGs, summary.txt, node.log (demo_output, demo_output_depth)")
+    parser.add_argument("--depth", action="store_true",
+                        help="RGB-D: also publish registered depth + camera_info; the node publishes 3-D outputs and "
+                             "the summary adds each object's 3-D centroid error")
     parser.add_argument("--seconds", type=float, default=8.0, help="how long to track after prompting")
     parser.add_argument("--fps", type=float, default=15.0, help="synthetic camera rate")
     parser.add_argument("--width", type=int, default=640)
@@ -206,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     on_gpu = torch.cuda.is_available()
     if args.image_size is None:
         args.image_size = 1024 if on_gpu and args.model_config != "sam2_micro" else 256
-    out = Path(args.out).resolve()
+    out = Path(args.out or ("demo_output_depth" if args.depth else "demo_output")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("overlay_*.png"):
         old.unlink()
@@ -230,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                  "-p", f"cpu_threads:={0 if on_gpu else 1}"]
     if checkpoint:
         node_args += ["-p", f"checkpoint:={checkpoint}"]
+    if args.depth:
+        node_args += ["-p", "use_depth:=true", "-r", "depth:=/demo/camera/depth",
+                      "-r", "camera_info:=/demo/camera/camera_info"]
     print(f"starting the sam2 node ({args.model_config} at {args.image_size} px); log: {out / 'node.log'}",
           flush=True)
     t0 = time.monotonic()

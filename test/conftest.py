@@ -4,8 +4,9 @@ client. Importing a test module changes nothing; all of this applies while tests
 - torch threads: one (see _one_torch_thread); restored afterwards.
 - ROS: localhost discovery and one DDS domain per pytest process (concurrent runs never hear each other), set for
   the session in this process and handed to child processes by `ros_util.ros_env()`.
-- `node_proc` / `client`: one sam2 node process per module (parameters from the module's `node_params` fixture) and
-  an rclpy client talking to it; the node must exit 0 when the module is done.
+- `node_proc` / `client`: one sam2 node process per module (parameters from the module's `node_params` fixture, which
+  may also name `remaps` for start_node) and an rclpy client talking to it; the node must exit 0 when the module is
+  done.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def node_proc(node_params, tmp_path_factory):
 
     params = dict(node_params)
     name = params.pop("name", "sam2")
-    proc = start_node(tmp_path_factory.mktemp(name), name=name, **params)
+    proc = start_node(tmp_path_factory.mktemp(name), name=name, **params)  # params may hold `remaps` too
     yield proc
     assert proc.stop() == 0, proc.output()[-3000:]
 

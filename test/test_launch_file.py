@@ -1,4 +1,5 @@
-"""launch/sam2.launch.py: compiles, names the real executable, package and config, declares image/params_file/namespace.
+"""launch/sam2.launch.py: compiles, names the real executable, package and config, declares image/camera_info/depth/
+params_file/namespace.
 
 ROS 2 `launch` / `launch_ros` are not on PyPI, so the file cannot be run for real here. The last test executes it with
 stand-in launch classes that only record their arguments (a mock for what cannot run here).
@@ -55,7 +56,7 @@ def test_names_the_installed_executable_and_config():
 def test_declares_the_arguments():
     tree = ast.parse(LAUNCH.read_text())
     declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
-    assert {"image", "params_file", "namespace"} <= declared
+    assert {"image", "camera_info", "depth", "params_file", "namespace"} <= declared
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
     assert declared == used, "every declared argument is used, every used one declared"
 
@@ -67,7 +68,8 @@ def test_runs_with_stand_in_launch_modules(tmp_path, monkeypatch):
             self.args, self.kwargs = args, kwargs
 
     class LaunchConfiguration(Recorder):
-        values = {"image": "/cam/front/image_raw", "camera_info": "", "namespace": "robot1", "params_file": "p.yaml"}
+        values = {"image": "/cam/front/image_raw", "camera_info": "", "depth": "", "namespace": "robot1",
+                  "params_file": "p.yaml"}
 
         def perform(self, context):
             return self.values[self.args[0]]
@@ -98,3 +100,8 @@ def test_runs_with_stand_in_launch_modules(tmp_path, monkeypatch):
     assert remaps == {"image": "/cam/front/image_raw", "image/compressed": "/cam/front/image_raw/compressed",
                       "camera_info": "/cam/front/camera_info"}
     assert node.kwargs["executable"] == "sam2_node" and node.kwargs["parameters"][0].args == ("params_file",)
+    # depth is remapped when given (a RealSense's aligned depth), camera_info when given explicitly
+    LaunchConfiguration.values.update(depth="/cam/aligned_depth_to_color/image_raw", camera_info="/cam/color/info")
+    (node,) = actions[-1].kwargs["function"](None)
+    remaps = dict(node.kwargs["remappings"])
+    assert remaps["depth"] == "/cam/aligned_depth_to_color/image_raw" and remaps["camera_info"] == "/cam/color/info"

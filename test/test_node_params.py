@@ -69,11 +69,18 @@ def test_ranges_and_choices_are_enforced(node):
     good = node.set_parameters([Parameter("min_iou", value=0.5)])[0]
     assert good.successful and node.settings.min_iou == 0.5, "min_iou is dynamic"
     for name, value in [("min_iou", 1.5), ("backend", "tensorflow"), ("image_size", 100), ("device", "gpu"),
-                        ("max_objects", 0), ("image_reliability", "sometimes")]:
+                        ("max_objects", 0), ("image_reliability", "sometimes"), ("depth_min", 20.0),
+                        ("depth_max", 0.05), ("depth_mask_erosion", -1), ("points_voxel", -0.01)]:
         result = node.set_parameters([Parameter(name, value=value)])[0]
         print(name, value, "->", result.reason)
         assert not result.successful, (name, value)
     assert node.get_parameter("backend").value == "auto"
+    refused = node.set_parameters([Parameter("depth_min", value=20.0)])[0]
+    assert "depth_min (20) must be < depth_max (10)" in refused.reason
+    both = node.set_parameters_atomically([Parameter("depth_min", value=20.0), Parameter("depth_max", value=30.0)])
+    assert both.successful, "checked together: a consistent pair is accepted"
+    voxel = node.set_parameters([Parameter("points_voxel", value=0.01)])[0]
+    assert voxel.successful and node.settings.points_voxel == 0.01, "points_voxel is dynamic"
     descriptor = node.describe_parameter("image_size")
     assert descriptor.integer_range[0].step == 32 and "model input size" in descriptor.description
 

@@ -118,8 +118,10 @@ def test_clicked_point_through_a_transform():
     assert buffer.asked == [("camera_optical", "base_link")]  # target = the camera, source = the point's frame
     # optical point: rotated (0.2, -0.1, 2.0), then shifted to (0.3, -0.1, 2.0)
     assert (u, v) == pytest.approx((320 + 500 * 0.15, 240 - 480 * 0.05))
-    # a 2x-binned image (320 x 240) halves the pixel
-    assert clicked_point_pixel(point, info, buffer, image_hw=(240, 320)) == pytest.approx((u / 2, v / 2))
+    # a 2x-binned image (320 x 240): pixel centres scale, (u + 0.5) / 2 - 0.5 (Intrinsics.scaled_to's rule)
+    assert clicked_point_pixel(point, info, buffer, image_hw=(240, 320)) == pytest.approx((u / 2 - 0.25,
+                                                                                            v / 2 - 0.25))
+    assert clicked_point_pixel(point, info, buffer, image_hw=(480, 640)) == pytest.approx((u, v))  # same size
 
 
 def test_clicked_point_frames_without_tf():

@@ -20,8 +20,11 @@ _ENCODINGS: dict[str, tuple[int, np.dtype, tuple[int, ...] | None]] = {
     "8UC1": (1, np.dtype(np.uint8), None),
     "mono16": (1, np.dtype(np.uint16), None),
     "16UC1": (1, np.dtype(np.uint16), None),
+    "32FC1": (1, np.dtype(np.float32), None),   # depth in metres (REP 118): read by `depth`, never by `image`
 }
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+# What `image` takes: everything above but float depth (a min..max scaled float image would hide NaN/inf trouble).
+COLOUR_ENCODINGS = tuple(e for e in _ENCODINGS if _ENCODINGS[e][1].kind == "u")
 
 # Distinct, bright colours for the overlay; object id k uses PALETTE[k % len(PALETTE)].
 PALETTE = np.array([
@@ -60,6 +63,9 @@ def image_to_array(msg) -> np.ndarray:
 
 def image_to_rgb(msg) -> np.ndarray:
     """Image message -> [H, W, 3] uint8 RGB for the tracker (a view for rgb8; 16-bit mono is min-max scaled)."""
+    if msg.encoding not in COLOUR_ENCODINGS:
+        depth = " (a depth encoding: subscribe it as `depth` with use_depth)" if msg.encoding in _ENCODINGS else ""
+        raise ImageError(f"unsupported encoding {msg.encoding!r}{depth} (supported: {', '.join(COLOUR_ENCODINGS)})")
     arr = image_to_array(msg)
     order = _ENCODINGS[msg.encoding][2]
     if order is None:  # mono

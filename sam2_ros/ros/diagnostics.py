@@ -44,6 +44,9 @@ class NodeStats:
         self.convert_cpu = Meter()  # the same two stages in CPU time of the thread (robust to a busy machine)
         self.publish_cpu = Meter()
         self.prompts = Meter()      # prompt handling incl. decoder (ms)
+        self.depth_paired = Meter()  # use_depth: one event per tracked frame, value 1 = it had a depth partner
+        self.geometry = Meter()     # use_depth: depth decode + 3-D extraction + the 3-D messages published (ms)
+        self.geometry_cpu = Meter()
 
 
 def build_status(name: str, hardware_id: str, stats: NodeStats, worker, info: dict[str, str], active: bool):
@@ -58,6 +61,9 @@ def build_status(name: str, hardware_id: str, stats: NodeStats, worker, info: di
     _, convert_cpu, _ = stats.convert_cpu.take()
     _, publish_cpu, _ = stats.publish_cpu.take()
     _, prompt_ms, _ = stats.prompts.take()
+    depth_frames_hz, paired_rate, _ = stats.depth_paired.take()
+    _, geometry_ms, _ = stats.geometry.take()
+    _, geometry_cpu, _ = stats.geometry_cpu.take()
     values = {
         "input_rate_hz": f"{in_rate:.2f}",
         "output_rate_hz": f"{out_rate:.2f}",
@@ -72,6 +78,9 @@ def build_status(name: str, hardware_id: str, stats: NodeStats, worker, info: di
         "convert_cpu_ms": f"{convert_cpu:.2f}",
         "publish_cpu_ms": f"{publish_cpu:.2f}",
         "prompt_ms": f"{prompt_ms:.1f}",
+        "depth_paired_rate": f"{paired_rate:.2f}" if depth_frames_hz > 0 else "n/a",  # n/a: no frame / use_depth off
+        "geometry_ms": f"{geometry_ms:.2f}",
+        "geometry_cpu_ms": f"{geometry_cpu:.2f}",
         **info,
     }
     if not active:

@@ -28,8 +28,9 @@ from std_srvs.srv import Trigger
 
 from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
 from sam2_ros.ros import conversions as conv
+from sam2_ros.ros.depth_outputs import PAIRING_CAPACITY, DepthOutputs, create_publishers
 from sam2_ros.ros.diagnostics import NodeStats, build_status
-from sam2_ros.ros.params import BY_NAME, PARAMS, Settings, validate
+from sam2_ros.ros.params import BY_NAME, PARAMS, Settings, validate, validate_together
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
 from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
 from sam2_ros.ros.worker import Frame, InferenceWorker
@@ -91,6 +92,8 @@ class Sam2Node(LifecycleNode):
         self._seq = itertools.count(1)
         self._warned: dict[str, float] = {}
         self._image_group = MutuallyExclusiveCallbackGroup()
+        self._depth_group = MutuallyExclusiveCallbackGroup()
+        self.depth = DepthOutputs(self.settings, self.stats, self._warn)  # use_depth: pairing + 3-D outputs
         self._service_group = ReentrantCallbackGroup()
 
     # ---------------------------------------------------------------- lifecycle
@@ -100,6 +103,7 @@ class Sam2Node(LifecycleNode):
         from sam2_ros.ros.engine import build_engine
 
         try:
+            self.depth = DepthOutputs(self.settings, self.stats, self._warn)
             self.engine = build_engine(self.settings, self.get_logger())
         except Exception as err:  # a bad checkpoint/config must leave the node unconfigured, not crash it
             self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
@@ -119,6 +123,8 @@ class Sam2Node(LifecycleNode):
             "overlay": self.create_lifecycle_publisher(Image, "~/overlay", out_qos),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
+        if self.settings.use_depth:
+            self._pubs.update(create_publishers(self, out_qos))
         self.worker = InferenceWorker(self._track, self.settings.prompt_history, self._log_worker_error)
         self._objects = set()
         return super().on_configure(state)
@@ -146,6 +152,11 @@ class Sam2Node(LifecycleNode):
             self.create_service(AddPrompt, "~/add_prompt", self._srv_add_prompt, callback_group=self._service_group),
             self.create_timer(s.diagnostics_period, self._publish_diagnostics),
         ]
+        if s.use_depth:
+            depth_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(s.image_qos_depth, PAIRING_CAPACITY),
+                                   reliability=image_qos.reliability)  # late depth still pairs; the buffer bounds
+            self._entities.append(sub(Image, "depth", self._on_depth, depth_qos, callback_group=self._depth_group))
+            self.get_logger().info("3-D outputs from depth on " + self.resolve_topic_name("depth"))
         if tf2_ros is not None:
             self._tf_buffer = tf2_ros.Buffer()
             self._entities.append(tf2_ros.TransformListener(self._tf_buffer, self))
@@ -180,6 +191,7 @@ class Sam2Node(LifecycleNode):
                 entity.unregister()
         self._entities = []
         self._tf_buffer = None
+        self.depth.clear()
 
     def _release_all(self) -> None:
         """Stop everything and drop the model (frees its memory)."""
@@ -200,6 +212,10 @@ class Sam2Node(LifecycleNode):
             reason = validate(p.name, p.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+        after = {n: self.get_parameter(n).value for n in BY_NAME} | {p.name: p.value for p in params}
+        reason = validate_together(after)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         for p in params:  # the dynamic ones take effect now
             spec = BY_NAME.get(p.name)
             if spec is not None and spec.dynamic:
@@ -243,6 +259,10 @@ class Sam2Node(LifecycleNode):
         self.worker.submit_frame(frame)
 
     @_guarded
+    def _on_depth(self, msg: Image) -> None:
+        self.depth.add(msg)
+
+    @_guarded
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
@@ -272,9 +292,11 @@ class Sam2Node(LifecycleNode):
 
     # ---------------------------------------------------------------- inference thread
     def _track(self, frame: Frame) -> None:
+        self.depth.pair(frame)              # depth that came with or before the colour
         t0 = time.perf_counter()
         result = self.engine.tracker.track(np.ascontiguousarray(frame.rgb), stamp=frame.seq)
         self.stats.inference.add((time.perf_counter() - t0) * 1e3)
+        self.depth.pair(frame, final=True)  # or a little after it
         self._publish(frame, result)
         self.stats.outputs.add((time.monotonic() - frame.received) * 1e3)
 
@@ -296,7 +318,12 @@ class Sam2Node(LifecycleNode):
             pubs["overlay"].publish(conv.to_overlay_image(frame.rgb, out, frame.header, s.overlay_alpha))
         self.stats.publish.add((time.perf_counter() - t0) * 1e3)
         self.stats.publish_cpu.add((time.thread_time() - c0) * 1e3)
+        self.depth.publish(frame, out, self._object_labels(out.object_ids), self._camera_info, pubs, s)
         return masks
+
+    def _object_labels(self, object_ids: list[int]) -> list[str]:
+        """Each object's class label for the 3-D outputs ('' = none); issue 14 wires the objects registry in here."""
+        return [""] * len(object_ids)
 
     def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray]:
         """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
@@ -386,6 +413,7 @@ class Sam2Node(LifecycleNode):
         def run(frame, found):
             self.engine.tracker.reset()  # forgets objects and frames
             self.worker.clear_history()
+            self.depth.clear()
             count = len(self._objects)
             self._objects.clear()
             return f"reset: forgot {count} object(s)", None

@@ -85,6 +85,23 @@ class Settings:
     click_object_id: int = _param(1, "object that ~/click, ~/click_negative and ~/clicked_point prompt", 1, 65535,
                                   1, dynamic=True)
     diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", 0.1, 60.0)
+    use_depth: bool = _param(
+        False, "subscribe to depth (registered to image: 16UC1 mm or 32FC1 m) and publish ~/points, ~/detections_3d, "
+        "~/markers with camera_info's intrinsics")
+    depth_max_dt: float = _param(0.02, "seconds a depth image's stamp may differ from the colour frame's to pair "
+                                 "(the same stamp wins)", 0.0, 1.0)
+    depth_min: float = _param(0.1, "metres; nearer depth readings are dropped (must be < depth_max)", 0.0, 100.0)
+    depth_max: float = _param(10.0, "metres; farther depth readings are dropped", 0.01, 100.0)
+    depth_mask_erosion: int = _param(2, "depth pixels eroded off each mask before reading depth (edges mix object "
+                                     "and background)", 0, 50, 1)
+    depth_outlier_k: float = _param(3.0, "per object, drop depths more than k * 1.4826 * MAD from the median "
+                                    "(k in sigmas; 0 = off)", 0.0, 100.0)
+    points_voxel: float = _param(0.0, "metres; voxel grid of the published ~/points (0 = every point)", 0.0, 1.0,
+                                 dynamic=True)
+    publish_points: bool = _param(True, "publish ~/points (PointCloud2 x y z label) when use_depth", dynamic=True)
+    publish_detections_3d: bool = _param(True, "publish ~/detections_3d (vision_msgs/Detection3DArray) when "
+                                         "use_depth", dynamic=True)
+    publish_markers: bool = _param(True, "publish ~/markers (RViz MarkerArray) when use_depth", dynamic=True)
 
 
 PARAMS: tuple[Param, ...] = tuple(Param(f.name, f.default, **f.metadata["param"]) for f in fields(Settings))
@@ -102,5 +119,12 @@ def validate(name: str, value: Any) -> str | None:
         return f"device must be auto, cpu, cuda or cuda:N; got {value!r}"
     if p.low is not None and not (p.low <= value <= p.high):
         return f"{name} must be in [{p.low:g}, {p.high:g}]; got {value!r}"
+    return None
+
+
+def validate_together(values: dict[str, Any]) -> str | None:
+    """None when parameters that constrain each other agree (`values`: every parameter's value after a change)."""
+    if not values["depth_min"] < values["depth_max"]:
+        return f"depth_min ({values['depth_min']:g}) must be < depth_max ({values['depth_max']:g})"
     return None
 

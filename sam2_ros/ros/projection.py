@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sam2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError
+
 DISTORTION_MODELS = ("plumb_bob", "rational_polynomial")
 
 
@@ -64,8 +66,9 @@ def transform_point(xyz: Sequence[float], translation: Sequence[float], quaterni
 
 def clicked_point_pixel(msg, info, tf_buffer=None, image_hw: tuple[int, int] | None = None) -> tuple[float, float]:
     """A geometry_msgs/PointStamped (RViz's Publish Point) -> pixel (u, v) of the image that `info` (CameraInfo)
-    calibrates: into the camera's optical frame through tf2 when the frames differ, then projected; scaled when the
-    image has another resolution than the calibration (binning). Raises ProjectionError with the reason."""
+    calibrates: into the camera's optical frame through tf2 when the frames differ, then projected; with K scaled
+    (Intrinsics.scaled_to: pixel centres, exact for binning) when the image has another resolution than the
+    calibration. Raises ProjectionError with the reason."""
     xyz = [msg.point.x, msg.point.y, msg.point.z]
     cam, src = info.header.frame_id, msg.header.frame_id
     if src and cam and src != cam:
@@ -81,8 +84,10 @@ def clicked_point_pixel(msg, info, tf_buffer=None, image_hw: tuple[int, int] | N
             raise ProjectionError(f"no transform {src} -> {cam}: {err}") from err
         xyz = transform_point(xyz, [t.translation.x, t.translation.y, t.translation.z],
                               [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w])
-    u, v = project_point(xyz, info.k, info.d, info.distortion_model)
-    if image_hw is not None and info.width and info.height:
-        u *= image_hw[1] / info.width
-        v *= image_hw[0] / info.height
-    return u, v
+    k = info.k
+    if image_hw is not None and info.width and info.height and (info.height, info.width) != tuple(image_hw):
+        try:  # the camera matrix of the image's resolution, by the pixel-centre rule of geometry.Intrinsics
+            k = Intrinsics.from_k(info.k, info.width, info.height).scaled_to(image_hw[1], image_hw[0]).k
+        except IntrinsicsError as err:
+            raise ProjectionError(str(err)) from err
+    return project_point(xyz, k, info.d, info.distortion_model)

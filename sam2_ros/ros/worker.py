@@ -22,6 +22,7 @@ class Frame:
     rgb: Any  # [H, W, 3] uint8
     seq: int = 0  # the node's frame counter: the tracker's stamp (header stamps may repeat or be zero)
     received: float = field(default_factory=time.monotonic)
+    depth: Any = None  # use_depth: the paired depth Image message, set on the inference thread (depth_outputs.py)
 
 
 @dataclass
