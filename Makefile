@@ -29,8 +29,10 @@ test-fast: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest test -m "not slow"
 
+# The demo prompted by clicks (demo_output/), then driven by a synthetic detector's boxes (demo_output/detector/).
 demo: setup
 	$(PY) -m sam2_ros.demo
+	$(PY) -m sam2_ros.demo --detector
 	$(PY) -m sam2_ros.demo --depth
 
 bench: setup
@@ -40,6 +42,7 @@ bench: setup
 	$(PY) bench/node_overhead.py
 	$(PY) bench/geometry_cpu.py
 	$(PY) bench/objects_cost.py
+	$(PY) bench/overlay_captions.py
 	$(PY) bench/auto_start.py
 
 # On a machine with a CUDA GPU: no venv needed, only a python with torch (CUDA) and numpy. At most 8 minutes; results

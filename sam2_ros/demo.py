@@ -3,7 +3,8 @@
 No camera, no download: the node runs as its own process (as in deployment); this process plays a synthetic camera
 (moving shapes on a texture, with ground truth), clicks the most visible shape (object 1) and boxes the next most
 visible one (object 2), as an operator would, records the overlay frames as PNGs and scores the masks against the
-ground truth (J = IoU). It writes a one-line summary and exits.
+ground truth (J = IoU). It writes a one-line summary and exits. With --detector no one clicks: a synthetic detector
+publishes each frame's boxes with class names and the node makes the objects (sam2_ros/demo_detector.py).
 
 With --depth the camera is an RGB-D camera (sam2_ros.synthetic_depth: registered 16UC1 depth + camera_info), the node
 runs with use_depth, and the summary adds each object's 3-D centroid error (~/detections_3d's centroid against the
@@ -244,13 +245,14 @@ def _camera_info(intrinsics, header):
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns 0 when the node tracked and the summary was written."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=None,
-                        help="folder for overlay PNGs, summary.txt, node.log (demo_output, demo_output_depth)")
+    parser.add_argument("--out", default=None, help="folder for overlay PNGs, summary.txt, node.log "
+                        "(default demo_output; with --detector demo_output/detector, with --depth demo_output/depth)")
     parser.add_argument("--depth", action="store_true",
                         help="RGB-D: also publish registered depth + camera_info; the node publishes 3-D outputs and "
                              "the summary adds each object's 3-D centroid error")
     parser.add_argument("--seconds", type=float, default=8.0, help="how long to track after prompting")
-    parser.add_argument("--fps", type=float, default=15.0, help="synthetic camera rate")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="synthetic camera rate (default 15; with --detector 5, see docs/BENCHMARKS.md)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--model-config", default="sam2_micro",
@@ -263,14 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-frames", type=int, default=200, help="most overlay PNGs written")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument("--detector", action="store_true",
+                        help="objects from a synthetic detector's vision_msgs boxes (with class names), not clicks")
     args = parser.parse_args(argv)
 
     import torch
 
     on_gpu = torch.cuda.is_available()
+    if args.fps is None:
+        # The micro model on a CPU sees every 3rd frame of a 15 Hz camera; shapes then move so far between the
+        # frames it gets that it loses some, and the detector's boxes of a lost shape make a new object.
+        args.fps = 5.0 if args.detector and not on_gpu else 15.0
     if args.image_size is None:
         args.image_size = 1024 if on_gpu and args.model_config != "sam2_micro" else 256
-    out = Path(args.out or ("demo_output_depth" if args.depth else "demo_output")).resolve()
+    out = Path(args.out or ("demo_output/detector" if args.detector else
+                            "demo_output/depth" if args.depth else "demo_output")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("overlay_*.png"):
         old.unlink()
@@ -297,13 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.depth:
         node_args += ["-p", "use_depth:=true", "-r", "depth:=/demo/camera/depth",
                       "-r", "camera_info:=/demo/camera/camera_info"]
+    demo_class = Demo
+    if args.detector:
+        from sam2_ros.demo_detector import DETECTIONS_TOPIC, DetectorDemo
+
+        demo_class = DetectorDemo
+        node_args += ["-r", f"~/detections:={DETECTIONS_TOPIC}"]
     print(f"starting the sam2 node ({args.model_config} at {args.image_size} px); log: {out / 'node.log'}",
           flush=True)
     t0 = time.monotonic()
     with open(out / "node.log", "wb") as log:
         proc = subprocess.Popen(node_args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
         try:
-            demo = Demo(args, out, proc)
+            demo = demo_class(args, out, proc)
             code = demo.run()
         finally:
             if proc.poll() is None:

@@ -70,6 +70,6 @@ def client(node_proc, node_params):
 
     name = node_params.get("name", "sam2")
     with spinning_node(f"{name}_client") as node:
-        c = NodeClient(node, name=name)
+        c = NodeClient(node, name=name, image_reliability=node_params.get("image_reliability", "best_effort"))
         c.wait_connected()
         yield c

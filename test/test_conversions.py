@@ -162,7 +162,7 @@ def test_result_messages():
 def test_overlay_blends_only_masked_pixels():
     rgb = np.full((6, 8, 3), 100, np.uint8)
     out = conv.frame_outputs(_two_objects())
-    blended = conv.overlay(rgb, out, alpha=0.5)
+    blended = conv.overlay(rgb, out, alpha=0.5, captions=False)  # captions: test_overlay_captions
     assert blended.shape == rgb.shape and blended.dtype == np.uint8
     assert (blended[0, 0] == 100).all(), "background untouched"
     expected = (100 * 128 + conv.PALETTE[3 % len(conv.PALETTE)].astype(np.int64) * 128) >> 8
@@ -171,6 +171,33 @@ def test_overlay_blends_only_masked_pixels():
     assert (rgb == 100).all(), "input not modified"
     assert (conv.overlay(rgb, out, alpha=0.0) == 100).all()
     assert conv.to_overlay_image(rgb, out, None).encoding == "rgb8"
+
+
+def test_overlay_captions_write_id_and_label_next_to_each_object():
+    from sam2_ros.ros.overlay_text import MAX_CAPTION, caption, caption_mask
+
+    logits = np.full((2, 120, 160), -5.0, np.float32)
+    logits[0, 40:80, 30:70] = 2.0   # object 3 'cup': a caption tag fits above its box
+    logits[1, 0:30, 100:150] = 2.0  # object 7 without a label: at the top edge, the tag goes inside the box
+    result = _Result([3, 7], logits, [0.9, 0.8], [0.9, 0.9])
+    out = conv.frame_outputs(result, columns=lambda ids: (["cup", ""], np.array([0.9, 0.0]), np.array([0, 2])))
+    assert out.labels == ["cup", ""] and out.boxes == [(30, 40, 40, 40), (100, 0, 50, 30)]
+    rgb = np.full((120, 160, 3), 100, np.uint8)
+    plain, drawn = conv.overlay(rgb, out, captions=False), conv.overlay(rgb, out)
+    changed = (plain != drawn).any(axis=2)
+    tag3, tag7 = caption_mask("3 cup"), caption_mask("7")
+    h3, w3 = tag3.shape
+    assert changed[40 - h3:40, 30:30 + w3].mean() > 0.5, "a tag of object 3's colour just above its box"
+    assert (drawn[40 - h3:40, 30:30 + w3][~tag3] == conv.PALETTE[3]).all()
+    assert (drawn[40 - h3:40, 30:30 + w3][tag3] != conv.PALETTE[3]).any(axis=1).all(), "the text is legible"
+    assert changed[0:tag7.shape[0], 100:100 + tag7.shape[1]].mean() > 0.5
+    outside = np.ones_like(changed)
+    outside[40 - h3:40, 30:30 + w3] = outside[0:tag7.shape[0], 100:100 + tag7.shape[1]] = False
+    assert not changed[outside].any(), "nothing else changes"
+    assert tag3.shape[1] > caption_mask("3").shape[1], "the label is written"
+    long = caption(12, "x" * 500)
+    assert len(long) == MAX_CAPTION and long.startswith("12 x")
+    assert caption_mask(long).shape[1] < 160, "a label of any length gives a tag of bounded size"
 
 
 def test_prompt_mask():

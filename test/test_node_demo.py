@@ -57,3 +57,22 @@ def test_demo_with_depth_reports_centroid_errors(tmp_path):
     # the micro model tracks these shapes well (J ~0.8): errors of a few cm at most, not metres (a wrong K, scale
     # or pairing would show as tens of cm)
     assert float(m[1]) < 50.0 and float(m[3]) < 50.0, line
+
+
+def test_demo_detector_mode_makes_the_objects_from_boxes(tmp_path):
+    """`python -m sam2_ros.demo --detector` with the shipped micro model: every object comes from the synthetic
+    detector's boxes, one per shape, labelled with the shape's class; J is scored against those shapes."""
+    out = tmp_path / "demo"
+    env = ros_env()
+    env.pop("SAM2_CHECKPOINT", None)
+    done = subprocess.run([sys.executable, "-m", "sam2_ros.demo", "--detector", "--out", str(out), "--seconds", "3",
+                           "--fps", "10", "--width", "320", "--height", "240", "--backend", "torch"],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
+    print(done.stdout[-2000:])
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = (out / "summary.txt").read_text().strip()
+    m = re.search(r" objects=(\d+) labels=(\S+) J=([\d.]+) \(.*\) events=(\S+) weights=\S*sam2_micro\.pt ", line)
+    assert m, line
+    assert (int(m[1]), m[2], m[4]) == (4, "cup,bottle,book,phone", "ADDED:4"), line
+    assert float(m[3]) >= 0.5, line  # 0.765 measured (docs/BENCHMARKS.md)
+    assert sorted(out.glob("overlay_*.png")), "overlay frames written"

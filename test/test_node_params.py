@@ -99,3 +99,69 @@ def test_readme_parameter_table_matches_the_node():
     for name, default in table.items():
         shown = yaml.safe_load(rows[name])
         assert shown == default and type(shown) is type(default), f"README says {name} = {rows[name]}"
+
+
+def _node_with(args: list[str]):
+    import rclpy
+
+    from sam2_ros.ros.node import Sam2Node
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", *args])
+    try:
+        return Sam2Node(context=context), context
+    except Exception:
+        rclpy.shutdown(context=context)
+        raise
+
+
+@pytest.mark.parametrize("how", ["yaml", "cli"])
+def test_detection_classes_is_a_string_array_from_files_and_the_command_line(tmp_path, how):
+    """`[]` reaches the node unset from the YAML parser and `-p name:=[]`; a typed empty default would be a byte
+    array that refuses ['cup', 'book']: both forms give the string arrays the README shows."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    for given, expected in ([], []), (["cup", "book"], ["cup", "book"]):
+        if how == "yaml":
+            path = tmp_path / "p.yaml"
+            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"detection_classes": given}}},
+                                           default_flow_style=True))
+            args = ["--params-file", str(path)]
+        else:
+            args = ["-p", f"detection_classes:={given!r}"]
+        node, context = _node_with(args)
+        try:
+            p = node.get_parameter("detection_classes")
+            assert (p.type_, p.value) == (Parameter.Type.STRING_ARRAY, expected), (args, p.type_, p.value)
+        finally:
+            node.destroy_node()
+            rclpy.shutdown(context=context)
+
+
+def test_detection_parameters_change_the_registry_rules_at_once(node):
+    """What `ros2 param set` sends: a string array, or an empty *bool* array for "[]"; other types are refused. The
+    registry's rules are replaced as a whole and only with values ObjectOptions accepts."""
+    from rclpy.parameter import Parameter
+
+    assert node.set_parameters([Parameter("detection_classes", Parameter.Type.STRING_ARRAY, ["cup"])])[0].successful
+    assert node.registry.options.detection_classes == ("cup",) and node.settings.detection_classes == ["cup"]
+    assert node.set_parameters([Parameter("detection_classes", Parameter.Type.BOOL_ARRAY, [])])[0].successful
+    assert node.registry.options.detection_classes == () and node.settings.detection_classes == []
+    for bad in (Parameter("detection_classes", Parameter.Type.STRING, "cup"),
+                Parameter("detection_classes", Parameter.Type.INTEGER_ARRAY, [1, 2]),
+                Parameter("detection_match_iou", Parameter.Type.DOUBLE, 0.0),
+                Parameter("lost_after", Parameter.Type.INTEGER, 0)):
+        result = node.set_parameters([bad])[0]
+        print(bad.name, bad.value, "->", result.reason)
+        assert not result.successful
+    for name, value in [("detection_min_score", 0.8), ("detection_match_iou", 0.5), ("presence_threshold", 0.25),
+                        ("lost_after", 4), ("remove_lost_after", 3.0)]:
+        assert node.set_parameters([Parameter(name, value=value)])[0].successful
+        assert getattr(node.registry.options, name) == value, name
+    assert node.registry.options.max_objects == 16
+
+
+def test_a_start_value_that_is_not_a_string_list_is_refused_at_start():
+    with pytest.raises(ValueError, match="detection_classes must be a list of strings"):
+        _node_with(["-p", "detection_classes:=[1, 2]"])

@@ -6,9 +6,13 @@ strided view); writing uses `bytes` (`arr.tobytes()`), which rclpy takes ~500x f
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from sam2_ros.objects.boxes import mask_boxes
+from sam2_ros.ros.overlay_text import caption, draw_caption
 
 # encoding -> (channels, dtype, channel order as RGB(A) indices or None for mono)
 _ENCODINGS: dict[str, tuple[int, np.dtype, tuple[int, ...] | None]] = {
@@ -145,27 +149,46 @@ def prompt_mask_to_bool(msg) -> np.ndarray:
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight box (x, y, width, height) around a [H, W] bool mask; zeros when it is empty."""
-    cols = np.flatnonzero(mask.any(axis=0))
-    if cols.size == 0:
+    """Tight box (x, y, width, height) around a [H, W] bool mask; zeros when it is empty (the box rule is
+    sam2_ros.objects.mask_boxes, here in RegionOfInterest terms)."""
+    return _xywh(mask_boxes(mask[None])[0])
+
+
+def _xywh(box: np.ndarray) -> tuple[int, int, int, int]:
+    """(x_min, y_min, x_max, y_max) with exclusive maxima, NaN when empty -> (x, y, width, height) ints."""
+    if not np.isfinite(box).all():
         return 0, 0, 0, 0
-    rows = np.flatnonzero(mask.any(axis=1))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 @dataclass
 class FrameOutputs:
-    """One frame's result in the node's terms: what gets published (masks already gated by min_iou)."""
+    """One frame's result in the node's terms: what gets published (masks already gated by min_iou). Every per-object
+    column (labels and status included: the one place other outputs read them from) follows object_ids' order."""
 
     object_ids: list[int]
     masks: np.ndarray        # [N, H, W] bool
     iou: np.ndarray          # [N] float32
     presence: np.ndarray     # [N] float32
     label: np.ndarray        # [H, W] uint8 or uint16, 0 = background
+    labels: list[str] = field(default_factory=list)  # [N] class names ('' = none)
+    label_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [N] float32
+    status: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # [N] uint8 ObjectMask.STATUS_*
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # [N] (x, y, w, h) of each mask
 
 
-def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0) -> FrameOutputs:
-    """TrackResult -> masks thresholded at `mask_threshold` (logits), emptied below `min_iou`, plus a label image."""
+Columns = Callable[[Sequence[int]], tuple[list[str], np.ndarray, np.ndarray]]
+
+
+def _no_columns(ids: Sequence[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    return [""] * len(ids), np.zeros(len(ids), np.float32), np.zeros(len(ids), np.uint8)
+
+
+def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0,
+                  columns: Columns = _no_columns) -> FrameOutputs:
+    """TrackResult -> masks thresholded at `mask_threshold` (logits), emptied below `min_iou`, plus a label image;
+    `columns(ids)` gives (labels, label_scores, status) of the objects (the node's ObjectRegistry.columns)."""
     logits = np.asarray(result.mask_logits, dtype=np.float32)  # [N, H, W]
     iou = np.clip(np.asarray(result.iou, dtype=np.float32).reshape(-1), 0.0, 1.0)
     presence = np.clip(np.asarray(result.presence, dtype=np.float32).reshape(-1), 0.0, 1.0)
@@ -191,7 +214,9 @@ def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0) -> 
             ys, xs = np.nonzero(overlap)
             scores = np.where(masks[:, ys, xs], logits[:, ys, xs], -np.inf)  # [N, P]
             label[ys, xs] = np.asarray(ids, dtype)[np.argmax(scores, axis=0)]
-    return FrameOutputs(ids, masks, iou, presence, label)
+    labels, label_scores, status = columns(ids)
+    return FrameOutputs(ids, masks, iou, presence, label, list(labels), np.asarray(label_scores, np.float32),
+                        np.asarray(status, np.uint8), [_xywh(b) for b in mask_boxes(masks)])
 
 
 def _roi(box: tuple[int, int, int, int]):
@@ -209,8 +234,9 @@ def to_mask_array(out: FrameOutputs, header):
     for k, object_id in enumerate(out.object_ids):
         mask = out.masks[k]
         objects.append(ObjectMask(object_id=object_id, iou=float(out.iou[k]), presence=float(out.presence[k]),
-                                  bbox=_roi(mask_box(mask)), area=int(np.count_nonzero(mask)),
-                                  mask=mask_to_image(mask, header), mask_scale=1.0))
+                                  bbox=_roi(out.boxes[k]), area=int(np.count_nonzero(mask)),
+                                  mask=mask_to_image(mask, header), mask_scale=1.0, label=out.labels[k],
+                                  label_score=float(out.label_scores[k]), status=int(out.status[k])))
     msg.objects = objects
     return msg
 
@@ -221,8 +247,8 @@ def to_confidence_array(out: FrameOutputs, header):
 
     return ObjectConfidenceArray(header=header, object_ids=list(out.object_ids), iou=[float(v) for v in out.iou],
                                  presence=[float(v) for v in out.presence],
-                                 boxes=[_roi(mask_box(m)) for m in out.masks], labels=[""] * len(out.object_ids),
-                                 status=[0] * len(out.object_ids))
+                                 boxes=[_roi(b) for b in out.boxes], labels=list(out.labels),
+                                 status=[int(v) for v in out.status])
 
 
 def to_label_image(out: FrameOutputs, header):
@@ -230,8 +256,9 @@ def to_label_image(out: FrameOutputs, header):
     return array_to_image(out.label, "mono8" if out.label.dtype == np.uint8 else "mono16", header)
 
 
-def overlay(rgb: np.ndarray, out: FrameOutputs, alpha: float = 0.5) -> np.ndarray:
-    """[H, W, 3] uint8 frame with each object's pixels (as in the label image) blended in its palette colour."""
+def overlay(rgb: np.ndarray, out: FrameOutputs, alpha: float = 0.5, captions: bool = True) -> np.ndarray:
+    """[H, W, 3] uint8 frame with each object's pixels (as in the label image) blended in its palette colour and,
+    with `captions`, its id + label written next to it (see overlay_text); alpha 0 gives the frame itself."""
     canvas = np.array(rgb, dtype=np.uint8, copy=True, order="C")
     a = int(round(alpha * 256))
     for object_id in out.object_ids:
@@ -244,6 +271,10 @@ def overlay(rgb: np.ndarray, out: FrameOutputs, alpha: float = 0.5) -> np.ndarra
         colour = PALETTE[object_id % len(PALETTE)].astype(np.uint16)
         blended = ((patch.astype(np.uint16) * (256 - a) + colour * a) >> 8).astype(np.uint8)
         np.copyto(patch, blended, where=own[y:y + h, x:x + w, None])
+    for k, object_id in enumerate(out.object_ids):  # captions last, so no blend covers one
+        x, y, w, _ = out.boxes[k]
+        if captions and w > 0 and a > 0:
+            draw_caption(canvas, caption(object_id, out.labels[k]), x, y, PALETTE[object_id % len(PALETTE)])
     return canvas
 
 

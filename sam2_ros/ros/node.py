@@ -7,16 +7,14 @@ tracker (see worker.py); callbacks convert messages and queue work.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import time
-import traceback
 from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -24,13 +22,19 @@ from rclpy.service import Service
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection2DArray
 
-from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
+from sam2_ros.msg import ObjectConfidenceArray, ObjectEvent, ObjectMaskArray, Prompt
+from sam2_ros.objects import ObjectRegistry, apply_detections, parse_detections, track_frame
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros.depth_outputs import PAIRING_CAPACITY, DepthOutputs, create_publishers
+from sam2_ros.ros.detections import OBJECT_PARAMS, DetectionLog, event_msgs, object_options, raw_detections
 from sam2_ros.ros.diagnostics import NodeStats, build_status
-from sam2_ros.ros.params import BY_NAME, PARAMS, Settings, validate, validate_together
+from sam2_ros.ros.guard import guarded as _guarded
+from sam2_ros.ros.params import (BY_NAME, PARAMS, Settings, declare_parameters, normalise, validate,
+                                 validate_together)
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
 from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
 from sam2_ros.ros.worker import Frame, InferenceWorker
@@ -46,39 +50,12 @@ SERVICE_TIMEOUT_S = 60.0
 THROTTLE_S = 2.0
 
 
-def _descriptor(p) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=p.description + (f" ({p.range_text()})" if p.choices else ""))
-    if p.low is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
-        d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=int(p.step or 1))]
-    elif p.low is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high))]
-    return d
-
-
-def _guarded(callback):
-    """Log an unexpected exception of a callback instead of letting it stop the executor (the node keeps running);
-    a service callback then answers success=False with the error."""
-    @functools.wraps(callback)
-    def run(self, *args):
-        try:
-            return callback(self, *args)
-        except Exception as err:
-            text = f"{callback.__name__} failed: {type(err).__name__}: {err}"
-            self.get_logger().error(text + "\n" + traceback.format_exc(limit=4))
-            response = args[1] if len(args) == 2 and hasattr(args[1], "success") else None
-            if response is not None:
-                response.success, response.message = False, text
-            return response
-    return run
-
-
 class Sam2Node(LifecycleNode):
     """SAM 2 streaming segmentation as a managed ROS 2 node."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sam2", **kwargs)
-        for p in PARAMS:
-            self.declare_parameter(p.name, p.default, _descriptor(p))
+        declare_parameters(self)
         self.add_on_set_parameters_callback(self._check_params)
         self.settings = Settings()
         self.stats = NodeStats()
@@ -86,7 +63,8 @@ class Sam2Node(LifecycleNode):
         self.worker: InferenceWorker | None = None
         self._pubs: dict[str, Any] = {}
         self._entities: list[Any] = []      # subscriptions, services, timers of the active state
-        self._objects: set[int] = set()      # touched by the inference thread only
+        self.registry = ObjectRegistry()     # the objects: labels, status; used by the inference thread only
+        self._detection_log = DetectionLog()
         self._camera_info: CameraInfo | None = None
         self._tf_buffer = None
         self._seq = itertools.count(1)
@@ -98,8 +76,9 @@ class Sam2Node(LifecycleNode):
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        values = {p.name: self.get_parameter(p.name).value for p in PARAMS}
+        values = {p.name: normalise(p.name, self.get_parameter(p.name).value) for p in PARAMS}
         self.settings = Settings(**values)
+        self.registry = ObjectRegistry(object_options(self.settings))
         from sam2_ros.ros.engine import build_engine
 
         try:
@@ -121,12 +100,13 @@ class Sam2Node(LifecycleNode):
             "confidence": self.create_lifecycle_publisher(ObjectConfidenceArray, "~/confidence", out_qos),
             "label_image": self.create_lifecycle_publisher(Image, "~/label_image", out_qos),
             "overlay": self.create_lifecycle_publisher(Image, "~/overlay", out_qos),
+            "events": self.create_lifecycle_publisher(
+                ObjectEvent, "~/events", QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         if self.settings.use_depth:
             self._pubs.update(create_publishers(self, out_qos))
         self.worker = InferenceWorker(self._track, self.settings.prompt_history, self._log_worker_error)
-        self._objects = set()
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -144,6 +124,7 @@ class Sam2Node(LifecycleNode):
             image_sub,
             sub(CameraInfo, "camera_info", self._on_camera_info, image_qos),
             sub(Prompt, "~/prompt", self._on_prompt, 10),
+            sub(Detection2DArray, "~/detections", self._on_detections, 10),
             sub(PointStamped, "~/click", lambda m: self._on_click(m, True), 10),
             sub(PointStamped, "~/click_negative", lambda m: self._on_click(m, False), 10),
             sub(PointStamped, "~/clicked_point", self._on_clicked_point, 10),
@@ -216,19 +197,30 @@ class Sam2Node(LifecycleNode):
         reason = validate_together(after)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
+        settings = self.settings
         for p in params:  # the dynamic ones take effect now
             spec = BY_NAME.get(p.name)
             if spec is not None and spec.dynamic:
-                self.settings = dataclasses.replace(self.settings, **{p.name: p.value})
+                settings = dataclasses.replace(settings, **{p.name: normalise(p.name, p.value)})
+        if any(p.name in OBJECT_PARAMS for p in params):
+            try:  # one consistent set of rules, replaced as a whole (the inference thread reads it once per call)
+                self.registry.options = object_options(settings)
+            except ValueError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+        self.settings = settings
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- inputs
-    def _warn(self, text: str) -> None:
-        """Warn, at most once per THROTTLE_S for the same text (bad streams repeat every frame)."""
-        now = time.monotonic()
-        if now - self._warned.get(text, -1e9) >= THROTTLE_S:
-            self._warned[text] = now
-            self.get_logger().warning(text)
+    def _warn(self, text: str, key: str | None = None, warning: bool = True) -> None:
+        """Warn (or inform), at most once per THROTTLE_S for the same key (default: the text; bad streams repeat
+        every frame)."""
+        now, key = time.monotonic(), key or text
+        if now - self._warned.get(key, -1e9) >= THROTTLE_S:
+            self._warned[key] = now
+            if warning:  # two call sites: rclpy refuses one call site that logs at two severities
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().info(text)
 
     def _log_worker_error(self, text: str) -> None:
         self._warn(text)
@@ -271,6 +263,15 @@ class Sam2Node(LifecycleNode):
         self._submit_prompt(from_prompt_msg(msg, "~/prompt"))
 
     @_guarded
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        if self.worker is None:
+            return
+        raws, stamp = raw_detections(msg), stamp_ns(msg.header.stamp)
+        future = self.worker.submit(lambda frame, found: self._apply_detections(raws, stamp, frame, found), stamp)
+        future.add_done_callback(lambda f: f.exception() is None or
+                                 self._warn(f"~/detections ignored: {f.exception()}", "detections ignored"))
+
+    @_guarded
     def _on_click(self, msg: PointStamped, positive: bool) -> None:
         name = "~/click" if positive else "~/click_negative"
         self._submit_prompt(from_click(self.settings.click_object_id, msg.point.x, msg.point.y, positive,
@@ -294,9 +295,11 @@ class Sam2Node(LifecycleNode):
     def _track(self, frame: Frame) -> None:
         self.depth.pair(frame)              # depth that came with or before the colour
         t0 = time.perf_counter()
-        result = self.engine.tracker.track(np.ascontiguousarray(frame.rgb), stamp=frame.seq)
+        result, events = track_frame(self.engine.tracker, self.registry, np.ascontiguousarray(frame.rgb),
+                                     frame_stamp=frame.seq, stamp=frame.stamp * 1e-9)
         self.stats.inference.add((time.perf_counter() - t0) * 1e3)
         self.depth.pair(frame, final=True)  # or a little after it
+        self._publish_events(events, frame.header)
         self._publish(frame, result)
         self.stats.outputs.add((time.monotonic() - frame.received) * 1e3)
 
@@ -304,7 +307,7 @@ class Sam2Node(LifecycleNode):
         """Publish the enabled outputs of one frame with its header; returns the mask array when wanted or built."""
         t0, c0 = time.perf_counter(), time.thread_time()
         s, pubs = self.settings, self._pubs
-        out = conv.frame_outputs(result, s.mask_threshold, s.min_iou)
+        out = conv.frame_outputs(result, s.mask_threshold, s.min_iou, self.registry.columns)
         masks = conv.to_mask_array(out, frame.header) if s.publish_masks or want_masks else None
         if not pubs or not self.context.ok():  # shutting down: nothing to publish to
             return masks
@@ -318,12 +321,49 @@ class Sam2Node(LifecycleNode):
             pubs["overlay"].publish(conv.to_overlay_image(frame.rgb, out, frame.header, s.overlay_alpha))
         self.stats.publish.add((time.perf_counter() - t0) * 1e3)
         self.stats.publish_cpu.add((time.thread_time() - c0) * 1e3)
-        self.depth.publish(frame, out, self._object_labels(out.object_ids), self._camera_info, pubs, s)
+        self.depth.publish(frame, out, out.labels, self._camera_info, pubs, s)
         return masks
 
-    def _object_labels(self, object_ids: list[int]) -> list[str]:
-        """Each object's class label for the 3-D outputs ('' = none); issue 14 wires the objects registry in here."""
-        return [""] * len(object_ids)
+    def _publish_events(self, events: list, header) -> None:
+        """Log and publish object events on the frame with `header` (one per transition, so never many)."""
+        for e in events:
+            self.get_logger().info(f"object {e.object_id} {e.label!r} {e.kind.name}: {e.reason}")
+        if events and self._pubs and self.context.ok():
+            for msg in event_msgs(events, header):
+                self._pubs["events"].publish(msg)
+
+    def object_prompted(self, object_id: int, frame: Frame, label: str = "", source: str = "~/prompt") -> None:
+        """Inference thread, after the tracker accepted a prompt for `object_id` on `frame` (from any source: topics,
+        services, detections' own path aside): the registry records it (ADDED for a new object, REACQUIRED for a
+        LOST one; a non-empty label replaces the object's) and the event is published."""
+        try:
+            event = self.registry.prompted(object_id, frame.stamp * 1e-9, label, source)
+        except ValueError:  # refused (max_objects): the tracker must not keep what the registry does not know
+            self.engine.tracker.remove_object(object_id)
+            raise
+        self._publish_events([event] if event else [], frame.header)
+
+    def forget_objects(self, frame: Frame | None, reason: str) -> int:
+        """Inference thread: forget every object and frame (registry, tracker, frame history) and publish one REMOVED
+        event each on `frame` (the newest; None before any); every reset goes through here. Returns the count."""
+        header = frame.header if frame is not None else Header()
+        events = self.registry.reset(frame.stamp * 1e-9 if frame is not None else 0.0, reason)
+        self.engine.tracker.reset()
+        self.worker.clear_history()
+        self.depth.clear()
+        self._publish_events(events, header)
+        return len(events)
+
+    def _apply_detections(self, raws: list, stamp: int, frame: Frame | None, found: bool) -> None:
+        """Inference thread: one detection array on the frame its stamp names (else the newest)."""
+        if frame is None:
+            raise PromptError("no image received yet")
+        detections = parse_detections(raws, frame.rgb.shape[:2])
+        applied = apply_detections(self.engine.tracker, self.registry, detections, frame_stamp=frame.seq,
+                                   stamp=frame.stamp * 1e-9)
+        for key, warning, text in self._detection_log.lines(applied, self.registry, found, stamp):
+            self._warn(text, key, warning)
+        self._publish_events(list(applied.events), frame.header)
 
     def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray]:
         """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
@@ -331,23 +371,18 @@ class Sam2Node(LifecycleNode):
         if frame is None:
             raise PromptError("no image received yet: a prompt needs a frame to apply to")
         t0 = time.perf_counter()
-        p = prompt_args(spec, self._objects, self.settings.max_objects)
+        p = prompt_args(spec, self.registry, self.registry.options.max_objects)
+        made_by = self.registry.get(p.object_id) if p.object_id in self.registry else None
         result = self.engine.tracker.add_prompt(p.object_id, points=p.points, labels=p.labels, box=p.box,
                                                 mask=p.mask, stamp=frame.seq, replace=p.replace)
-        self._objects.add(p.object_id)
+        self.object_prompted(p.object_id, frame, spec.label, spec.source)
         masks = self._publish(frame, result, want_masks=True)
         self.stats.prompts.add((time.perf_counter() - t0) * 1e3)
         where = "" if found else f" (stamp {spec.stamp} is not among the last {self.settings.prompt_history} " \
                                  "frames: applied to the newest)"
-        what = []
-        if p.points is not None:
-            pairs = zip(p.points, p.labels)
-            what.append("points " + " ".join(f"({x:.1f}, {y:.1f}; {int(lab)})" for (x, y), lab in pairs))
-        if p.box is not None:
-            what.append("box (" + ", ".join(f"{v:.1f}" for v in p.box) + ")")
-        if p.mask is not None:
-            what.append(f"mask of {int(p.mask.sum())} px")
-        return f"object {p.object_id} prompted on frame {frame.stamp} with {', '.join(what)}{where}", masks
+        if made_by is not None and made_by.label_score > 0:  # e.g. click_object_id 1 on a detector's object 1
+            where += f" (refines object {p.object_id} {made_by.label!r}, made by a detection)"
+        return f"object {p.object_id} prompted on frame {frame.stamp} with {p.describe()}{where}", masks
 
     def _submit_prompt(self, spec: PromptSpec):
         if self.worker is None:
@@ -394,11 +429,12 @@ class Sam2Node(LifecycleNode):
         object_id = int(request.object_id)
 
         def run(frame, found):
-            if object_id not in self._objects:
-                known = ", ".join(map(str, sorted(self._objects))) or "none"
+            if object_id not in self.registry:
+                known = ", ".join(map(str, sorted(self.registry.ids))) or "none"
                 raise PromptError(f"unknown object id {object_id} (tracked: {known})")
             self.engine.tracker.remove_object(object_id)
-            self._objects.discard(object_id)
+            event = self.registry.remove(object_id, frame.stamp * 1e-9, "~/remove_object")
+            self._publish_events([event], frame.header)
             return f"object {object_id} removed", None
 
         response.success, response.message, _ = self._wait(self.worker.submit(run))
@@ -411,12 +447,7 @@ class Sam2Node(LifecycleNode):
     @_guarded
     def _srv_reset(self, request, response):
         def run(frame, found):
-            self.engine.tracker.reset()  # forgets objects and frames
-            self.worker.clear_history()
-            self.depth.clear()
-            count = len(self._objects)
-            self._objects.clear()
-            return f"reset: forgot {count} object(s)", None
+            return f"reset: forgot {self.forget_objects(frame, '~/reset')} object(s)", None
 
         response.success, response.message, _ = self._wait(self.worker.submit(run))
         self.get_logger().info(f"~/reset: {response.message}")
@@ -428,7 +459,7 @@ class Sam2Node(LifecycleNode):
         if "diagnostics" not in self._pubs:
             return
         info = self.engine.info() if self.engine else {}
-        info["objects"] = str(len(self._objects))
+        info["objects"] = str(len(self.registry))
         status = build_status(f"{self.get_name()}: tracking", self.get_fully_qualified_name(), self.stats,
                               self.worker, info, active=True)
         msg = DiagnosticArray(status=[status])

@@ -1,11 +1,12 @@
 """The node's parameters: one typed table (name, type, default, range, meaning) that the node declares and
-config/sam2.yaml mirrors. `Settings` is the table; `PARAMS` lists the same fields as declarations.
+config/sam2.yaml mirrors. `Settings` is the table; `PARAMS` lists the same fields as declarations, which
+`declare_parameters` puts on the node (with ranges as ParameterDescriptors).
 
 `test/test_node_params.py` checks that the YAML and this table agree, so there is one source of defaults.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 
@@ -34,9 +35,13 @@ class Param:
 
 def _param(default: Any, description: str, low: float | None = None, high: float | None = None,
            step: float | None = None, choices: tuple[str, ...] = (), dynamic: bool = False) -> Any:
-    """A Settings field that is also a declared parameter: its default, range and meaning written once."""
-    return field(default=default, metadata={"param": dict(description=description, low=low, high=high, step=step,
-                                                          choices=choices, dynamic=dynamic)})
+    """A Settings field that is also a declared parameter: its default, range and meaning written once (a list
+    default, e.g. a string array, is copied per instance)."""
+    metadata = {"param": dict(description=description, low=low, high=high, step=step, choices=choices,
+                              dynamic=dynamic)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -84,6 +89,20 @@ class Settings:
     overlay_alpha: float = _param(0.5, "opacity of the mask colours in ~/overlay", 0.0, 1.0, dynamic=True)
     click_object_id: int = _param(1, "object that ~/click, ~/click_negative and ~/clicked_point prompt", 1, 65535,
                                   1, dynamic=True)
+    detection_classes: list[str] = _param(
+        [], "class_ids of ~/detections that create / re-acquire objects (exact match); empty = every class",
+        dynamic=True)
+    detection_min_score: float = _param(0.5, "a detection's best hypothesis needs at least this score", 0.0, 1.0,
+                                        dynamic=True)
+    detection_match_iou: float = _param(
+        0.3, "box IoU from which a detection and an object match (no new object)", 0.01, 1.0, dynamic=True)
+    presence_threshold: float = _param(0.5, "presence below which an object is OCCLUDED on a frame", 0.0, 1.0,
+                                       dynamic=True)
+    lost_after: int = _param(15, "consecutive OCCLUDED frames after which an object is LOST", 1, 100000, 1,
+                             dynamic=True)
+    remove_lost_after: float = _param(
+        0.0, "seconds (of the images' header stamps) after which a LOST object is removed; 0 = never", 0.0, 1e9,
+        dynamic=True)
     diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", 0.1, 60.0)
     use_depth: bool = _param(
         False, "subscribe to depth (registered to image: 16UC1 mm or 32FC1 m) and publish ~/points, ~/detections_3d, "
@@ -104,14 +123,59 @@ class Settings:
     publish_markers: bool = _param(True, "publish ~/markers (RViz MarkerArray) when use_depth", dynamic=True)
 
 
-PARAMS: tuple[Param, ...] = tuple(Param(f.name, f.default, **f.metadata["param"]) for f in fields(Settings))
+PARAMS: tuple[Param, ...] = tuple(Param(f.name, f.default if f.default is not MISSING else f.default_factory(),
+                                         **f.metadata["param"]) for f in fields(Settings))
 BY_NAME = {p.name: p for p in PARAMS}
+
+
+def normalise(name: str, value: Any) -> Any:
+    """The value the node uses for parameter `name`. A string array given as `[]` arrives unset (None: the YAML
+    parser and `-p name:=[]`) or as another type's empty array (`ros2 param set name "[]"` sends a bool array):
+    both mean []. Other values are returned as they are."""
+    p = BY_NAME.get(name)
+    if p is None or not isinstance(p.default, list):
+        return value
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+
+
+def _descriptor(p: Param) -> Any:
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    # A string array declared with default [] would be typed as a byte array: validate() checks its type instead.
+    d = ParameterDescriptor(description=p.description + (f" ({p.range_text()})" if p.choices else ""),
+                            dynamic_typing=isinstance(p.default, list))
+    if p.low is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+        d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=int(p.step or 1))]
+    elif p.low is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high))]
+    return d
+
+
+def declare_parameters(node: Any) -> None:
+    """Declare every parameter on an rclpy node with its default, range and meaning; a string array given as `[]`
+    (unset by the YAML parser) is stored as an empty string array."""
+    from rclpy.parameter import Parameter
+
+    for p in PARAMS:
+        value = node.declare_parameter(p.name, p.default, _descriptor(p)).value
+        if isinstance(p.default, list):  # dynamically typed: checked here, as out-of-range values are by rclpy
+            reason = validate(p.name, value)
+            if reason:
+                raise ValueError(reason)
+            node.set_parameters([Parameter(p.name, Parameter.Type.STRING_ARRAY, normalise(p.name, value))])
 
 
 def validate(name: str, value: Any) -> str | None:
     """None when `value` is allowed for parameter `name`, else the reason (ranges are also enforced by descriptors)."""
     p = BY_NAME.get(name)
     if p is None:
+        return None
+    if isinstance(p.default, list):
+        value = normalise(name, value)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{name} must be a list of strings (e.g. ['cup', 'book']; [] = all); got {value!r}"
         return None
     if p.choices and value not in p.choices:
         return f"{name} must be one of {', '.join(p.choices)}; got {value!r}"

@@ -32,6 +32,7 @@ class PromptSpec:
     stamp: int = 0              # ns of the image it was drawn on; 0 = newest
     replace: bool = False
     source: str = "prompt"
+    label: str = ""             # class name for the object ('' = keep its label)
 
 
 def stamp_ns(stamp) -> int:
@@ -46,7 +47,7 @@ def from_prompt_msg(msg, source: str = "prompt") -> PromptSpec:
     box = np.array(list(msg.box), dtype=np.float64) if msg.has_box else None
     has_mask = msg.mask.height > 0 or msg.mask.width > 0 or len(msg.mask.data) > 0
     return PromptSpec(int(msg.object_id), points, labels, box, msg.mask if has_mask else None,
-                      stamp_ns(msg.header.stamp), bool(msg.replace), source)
+                      stamp_ns(msg.header.stamp), bool(msg.replace), source, str(msg.label))
 
 
 def from_click(object_id: int, x: float, y: float, positive: bool, stamp: int, source: str) -> PromptSpec:
@@ -65,6 +66,18 @@ class PromptArgs:
     box: np.ndarray | None      # [4] x_min, y_min, x_max, y_max
     mask: np.ndarray | None     # [H, W] bool
     replace: bool
+
+    def describe(self) -> str:
+        """What the prompt holds, for the log line / service message."""
+        what = []
+        if self.points is not None:
+            pairs = zip(self.points, self.labels)
+            what.append("points " + " ".join(f"({x:.1f}, {y:.1f}; {int(lab)})" for (x, y), lab in pairs))
+        if self.box is not None:
+            what.append("box (" + ", ".join(f"{v:.1f}" for v in self.box) + ")")
+        if self.mask is not None:
+            what.append(f"mask of {int(self.mask.sum())} px")
+        return ", ".join(what)
 
 
 def prompt_args(spec: PromptSpec, known_ids: set[int], max_objects: int) -> PromptArgs:

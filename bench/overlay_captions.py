@@ -1,0 +1,76 @@
+"""What writing id + label next to each object costs in ~/overlay: conversions.overlay with and without captions, on
+a 640x480 frame with N objects (SyntheticScene shapes, labels of 3-8 characters), median / p99 over many frames with
+the caption cache warm (the steady state: one label per object), and the one-off render of a caption not yet cached.
+
+    .venv/bin/python bench/overlay_captions.py [--objects 1 4 16] [--repeats 300] [--image 480x640]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sam2_ros.objects.synthetic_detector import CLASS_NAMES  # noqa: E402
+from sam2_ros.ros import conversions as conv  # noqa: E402
+from sam2_ros.ros.overlay_text import caption_mask  # noqa: E402
+from sam2_ros.synthetic import SyntheticScene  # noqa: E402
+
+
+class _Result:
+    """A TrackResult-shaped record of the scene's ground-truth masks."""
+
+    def __init__(self, masks: np.ndarray) -> None:
+        n = masks.shape[0]
+        self.object_ids = list(range(1, n + 1))
+        self.masks = masks
+        self.mask_logits = np.where(masks, 5.0, -5.0).astype(np.float32)
+        self.iou = np.full(n, 0.9, np.float32)
+        self.presence = np.full(n, 0.9, np.float32)
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median / p99 wall milliseconds of fn()."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)), float(np.percentile(times, 99))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--image", default="480x640", help="H x W")
+    args = parser.parse_args()
+    height, width = (int(v) for v in args.image.split("x"))
+    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, {height}x{width}")
+    print("| objects | overlay without captions median / p99 | with captions median / p99 | captions add |")
+    print("|---|---|---|---|")
+    for n in args.objects:
+        frame = SyntheticScene(height, width, num_objects=n, seed=0).frame(3)
+        labels = [CLASS_NAMES[k % len(CLASS_NAMES)] for k in range(n)]
+        out = conv.frame_outputs(_Result(frame.masks), columns=lambda ids: (labels, np.zeros(len(ids)),
+                                                                            np.zeros(len(ids))))
+        conv.overlay(frame.rgb, out)  # warm the caption cache
+        plain = timed(lambda: conv.overlay(frame.rgb, out, captions=False), args.repeats)
+        captioned = timed(lambda: conv.overlay(frame.rgb, out), args.repeats)
+        print(f"| {n} | {plain[0]:.3f} / {plain[1]:.3f} ms | {captioned[0]:.3f} / {captioned[1]:.3f} ms | "
+              f"{captioned[0] - plain[0]:.3f} ms |", flush=True)
+    texts = [f"{k} label{k}" for k in range(200)]
+    t0 = time.perf_counter()
+    for text in texts:
+        caption_mask(text)
+    print(f"first render of a caption (cache miss): {(time.perf_counter() - t0) * 1e3 / len(texts):.3f} ms each")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
