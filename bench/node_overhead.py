@@ -5,6 +5,11 @@ really serialises and sends), streams synthetic 640x480 rgb8 frames with two pro
 own stage timings from /diagnostics (convert_ms, publish_ms, inference_ms), plus end-to-end latency seen from here.
 
     .venv/bin/python bench/node_overhead.py [--seconds 20] [--image-size 256] [--threads 1]
+
+Low vs full resolution masks through the node's own publish path (issue 18): the shipped micro model, 8 objects,
+~/masks only (the other outputs off), frames sent reliable, and the serialized size of every ~/masks message:
+
+    .venv/bin/python bench/node_overhead.py --model micro --objects 8 --masks-only --reliable --mask-resolution low
 """
 from __future__ import annotations
 
@@ -31,6 +36,12 @@ def main() -> int:
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--objects", type=int, default=2, help="objects prompted (the scene has at least 3)")
+    parser.add_argument("--model", choices=("tiny", "micro"), default="tiny",
+                        help="tiny: sam2.1_hiera_t, random weights; micro: models/sam2_micro.pt")
+    parser.add_argument("--mask-resolution", choices=("full", "low"), default="full")
+    parser.add_argument("--masks-only", action="store_true", help="publish ~/masks only (the others off)")
+    parser.add_argument("--reliable", action="store_true", help="send frames reliable (none lost to DDS)")
     args = parser.parse_args()
     from sam2_ros.ros.client import spinning_node, use_private_domain
 
@@ -41,6 +52,7 @@ def main() -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Point
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
     from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
@@ -51,11 +63,19 @@ def main() -> int:
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     log = open(out_dir / "node_overhead_node.log", "wb")
+    params = {"image_size": args.image_size, "cpu_threads": args.threads, "diagnostics_period": 1.0,
+              "mask_resolution": args.mask_resolution}
+    if args.model == "micro":
+        params.update(model_config="sam2_micro", checkpoint=str(ROOT / "models" / "sam2_micro.pt"))
+    if args.masks_only:
+        params.update(publish_confidence=False, publish_label_image=False, publish_overlay=False)
+    if args.reliable:
+        params.update(image_reliability="reliable")
     node_proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
-                                  "-r", "image:=/bench/image", "-p", f"image_size:={args.image_size}",
-                                  "-p", f"cpu_threads:={args.threads}", "-p", "diagnostics_period:=1.0"],
+                                  "-r", "image:=/bench/image"] + [a for k, v in params.items()
+                                                                  for a in ("-p", f"{k}:={v}")],
                                  stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
-    scene = SyntheticScene(480, 640, num_objects=3, seed=1)
+    scene = SyntheticScene(480, 640, num_objects=max(3, args.objects), seed=1)
     frames = [scene.frame(i) for i in range(30)]
     stack = contextlib.ExitStack()
     node = stack.enter_context(spinning_node("node_overhead_bench"))
@@ -63,6 +83,13 @@ def main() -> int:
     sent: dict[int, float] = {}
     arrivals: dict[str, dict[int, float]] = {t: {} for t in ("masks", "confidence", "label_image", "overlay")}
     diags: list[dict[str, str]] = []
+    mask_bytes: dict[int, int] = {}  # stamp -> serialized ~/masks message
+
+    def on_masks(raw: bytes) -> None:
+        msg = deserialize_message(raw, ObjectMaskArray)
+        with lock:
+            arrivals["masks"][stamp_ns(msg.header.stamp)] = time.monotonic()
+            mask_bytes[stamp_ns(msg.header.stamp)] = len(raw)
 
     def recorder(topic):
         def record(msg):
@@ -77,9 +104,9 @@ def main() -> int:
                     diags.append({kv.key: kv.value for kv in s.values})
 
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(Image, "/bench/image", qos_profile_sensor_data)
-    for topic, typ in (("masks", ObjectMaskArray), ("confidence", ObjectConfidenceArray), ("label_image", Image),
-                       ("overlay", Image)):
+    pub = node.create_publisher(Image, "/bench/image", reliable if args.reliable else qos_profile_sensor_data)
+    node.create_subscription(ObjectMaskArray, "/sam2/masks", on_masks, reliable, raw=True)
+    for topic, typ in (("confidence", ObjectConfidenceArray), ("label_image", Image), ("overlay", Image)):
         node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
 
@@ -103,7 +130,7 @@ def main() -> int:
         client = node.create_client(AddPrompt, "/sam2/add_prompt")
         client.wait_for_service(timeout_sec=30)
         f0 = frames[(k - 1) % len(frames)]
-        for object_id, idx in ((1, 0), (2, 1)):
+        for object_id, idx in [(k + 1, k) for k in range(args.objects) if f0.inner_point(k) is not None]:
             x, y = f0.inner_point(idx)
             req = AddPrompt.Request(prompt=Prompt(object_id=object_id, points=[Point(x=x, y=y)], labels=[1]))
             future = client.call_async(req)
@@ -131,13 +158,23 @@ def main() -> int:
     rows = [d for d in diags if float(d.get("output_rate_hz", 0)) > 0]
     mean = {key: float(np.mean([float(d[key]) for d in rows])) for key in ("convert_ms", "publish_ms", "inference_ms",
                                                                         "convert_cpu_ms", "publish_cpu_ms")}
+    if args.masks_only or args.mask_resolution != "full" or args.objects != 2 or args.model != "tiny":
+        out_name = f"node_overhead_{args.model}_{args.objects}obj_{args.mask_resolution}" \
+                   f"{'_masks' if args.masks_only else ''}.json"
+    else:
+        out_name = "node_overhead.json"
     with lock:
-        done = {s: arrivals["overlay"][s] for s in arrivals["overlay"] if s in sent}
+        last = "masks" if args.masks_only else "overlay"
+        done = {s: arrivals[last][s] for s in arrivals[last] if s in sent}
+        sizes = [mask_bytes[s] for s in done if s in mask_bytes]
         last_topic = {s: max(arrivals[t].get(s, 0.0) for t in arrivals) for s in done}
     e2e = np.array([last_topic[s] - sent[s] for s in done]) * 1e3
     overhead = mean["convert_ms"] + mean["publish_ms"]
     result = {
-        "image": "640x480 rgb8", "objects": 2, "model": f"sam2.1_hiera_t@{args.image_size}", "threads": args.threads,
+        "image": "640x480 rgb8", "objects": args.objects, "threads": args.threads,
+        "model": f"{'sam2_micro' if args.model == 'micro' else 'sam2.1_hiera_t'}@{args.image_size}",
+        "mask_resolution": args.mask_resolution, "outputs": "masks" if args.masks_only else "all 4",
+        "masks_bytes_per_frame": int(np.median(sizes)) if sizes else None,
         "frames_sent": len(sent), "frames_out": len(done),
         "convert_ms": round(mean["convert_ms"], 3), "publish_all_outputs_ms": round(mean["publish_ms"], 3),
         "node_overhead_ms": round(overhead, 3), "tracker_ms": round(mean["inference_ms"], 1),
@@ -146,7 +183,7 @@ def main() -> int:
         "load_average_1min": round(os.getloadavg()[0], 1), "cpu_cores": os.cpu_count(),
         "end_to_end_ms_median": round(float(np.median(e2e)), 1) if e2e.size else None,
     }
-    (out_dir / "node_overhead.json").write_text(json.dumps(result, indent=1))
+    (out_dir / out_name).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     print(f"node overhead {overhead:.2f} ms per frame (convert {mean['convert_ms']:.2f} + publish "
           f"{mean['publish_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} ms CPU, vs tracker "

@@ -28,12 +28,14 @@ from std_srvs.srv import Trigger
 
 from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
 from sam2_ros.ros import conversions as conv
+from sam2_ros.ros import decoder_outputs as dec
 from sam2_ros.ros.diagnostics import NodeStats, build_status
 from sam2_ros.ros.params import BY_NAME, PARAMS, Settings, validate
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
 from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
 from sam2_ros.ros.worker import Frame, InferenceWorker
-from sam2_ros.srv import AddPrompt, RemoveObject
+from sam2_ros.srv import AddPrompt, RemoveObject, SegmentEverything, SelectCandidate
+from sam2_ros.tracking.everything import segment_everything
 
 try:  # tf2 is not on PyPI; in a ROS workspace it lets ~/clicked_point come from any frame
     import tf2_ros
@@ -144,6 +146,10 @@ class Sam2Node(LifecycleNode):
             self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._service_group),
             self.create_service(RemoveObject, "~/remove_object", self._srv_remove, callback_group=self._service_group),
             self.create_service(AddPrompt, "~/add_prompt", self._srv_add_prompt, callback_group=self._service_group),
+            self.create_service(SelectCandidate, "~/select_candidate", self._srv_select_candidate,
+                                callback_group=self._service_group),
+            self.create_service(SegmentEverything, "~/segment_everything", self._srv_segment_everything,
+                                callback_group=self._service_group),
             self.create_timer(s.diagnostics_period, self._publish_diagnostics),
         ]
         if tf2_ros is not None:
@@ -283,7 +289,10 @@ class Sam2Node(LifecycleNode):
         t0, c0 = time.perf_counter(), time.thread_time()
         s, pubs = self.settings, self._pubs
         out = conv.frame_outputs(result, s.mask_threshold, s.min_iou)
-        masks = conv.to_mask_array(out, frame.header) if s.publish_masks or want_masks else None
+        masks = None
+        if s.publish_masks or want_masks:
+            low = dec.low_res_outputs(result, out, s.mask_threshold, s.min_iou) if s.mask_resolution == "low" else None
+            masks = conv.to_mask_array(out, frame.header, low)
         if not pubs or not self.context.ok():  # shutting down: nothing to publish to
             return masks
         if s.publish_masks:
@@ -298,17 +307,20 @@ class Sam2Node(LifecycleNode):
         self.stats.publish_cpu.add((time.thread_time() - c0) * 1e3)
         return masks
 
-    def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray]:
+    def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray, Any]:
         """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
-        (message, masks)."""
+        (message, masks, candidates: (ObjectMaskArray, stabilities) of a multimask prompt, else None)."""
         if frame is None:
             raise PromptError("no image received yet: a prompt needs a frame to apply to")
         t0 = time.perf_counter()
         p = prompt_args(spec, self._objects, self.settings.max_objects)
         result = self.engine.tracker.add_prompt(p.object_id, points=p.points, labels=p.labels, box=p.box,
-                                                mask=p.mask, stamp=frame.seq, replace=p.replace)
+                                                mask=p.mask, stamp=frame.seq, replace=p.replace,
+                                                multimask=spec.multimask)
         self._objects.add(p.object_id)
         masks = self._publish(frame, result, want_masks=True)
+        candidates = None if result.candidates is None else dec.candidate_masks(
+            result.candidates, result, frame.header, self.settings.mask_resolution == "low")
         self.stats.prompts.add((time.perf_counter() - t0) * 1e3)
         where = "" if found else f" (stamp {spec.stamp} is not among the last {self.settings.prompt_history} " \
                                  "frames: applied to the newest)"
@@ -320,7 +332,9 @@ class Sam2Node(LifecycleNode):
             what.append("box (" + ", ".join(f"{v:.1f}" for v in p.box) + ")")
         if p.mask is not None:
             what.append(f"mask of {int(p.mask.sum())} px")
-        return f"object {p.object_id} prompted on frame {frame.stamp} with {', '.join(what)}{where}", masks
+        if candidates is not None:
+            what.append("candidates of IoU " + ", ".join(f"{o.iou:.3f}" for o in candidates[0].objects))
+        return f"object {p.object_id} prompted on frame {frame.stamp} with {', '.join(what)}{where}", masks, candidates
 
     def _submit_prompt(self, spec: PromptSpec):
         if self.worker is None:
@@ -356,6 +370,8 @@ class Sam2Node(LifecycleNode):
         response.success, response.message, masks = self._wait(future)
         if masks is not None:
             response.masks = masks
+            if future.result()[2] is not None:
+                response.candidates, response.candidate_stability = future.result()[2]
             self.get_logger().info(f"~/add_prompt: {response.message}")
         else:
             response.masks.header = request.prompt.header
@@ -380,6 +396,46 @@ class Sam2Node(LifecycleNode):
         else:
             self.get_logger().warning(f"~/remove_object refused: {response.message}")
         return response
+
+    def _answer(self, name: str, future, response):
+        """Fill a service response from a worker job's (message, masks) and log the outcome."""
+        response.success, response.message, masks = self._wait(future)
+        response.masks = masks if masks is not None else response.masks
+        if response.success:  # two call sites: rclpy refuses one that logs at two severities
+            self.get_logger().info(f"{name}: {response.message}")
+        else:
+            self.get_logger().warning(f"{name} refused: {response.message}")
+        return response
+
+    @_guarded
+    def _srv_select_candidate(self, request, response):
+        object_id, index = int(request.object_id), int(request.index)
+
+        def run(frame, found):  # the tracker refuses an unknown object or index (ValueError) before changing anything
+            result = self.engine.tracker.select_candidate(object_id, index)
+            at = self.worker.frame_with_seq(result.stamp)  # the candidates' frame: its masks are published again
+            masks = self._publish(at, result, want_masks=True) if at is not None else None
+            return f"object {object_id}: candidate {index} selected on frame {at.stamp if at else '?'}", masks
+        return self._answer("~/select_candidate", self.worker.submit(run), response)
+
+    @_guarded
+    def _srv_segment_everything(self, request, response):
+        def run(frame, found):
+            if frame is None:
+                raise PromptError("no image received yet: segment everything needs a frame")
+            args = dec.everything_args(request, self.settings, self._objects)
+            everything = segment_everything(self.engine.tracker, frame.seq, **args)
+            for object_id in everything.object_ids:
+                self._object_added(object_id, "~/segment_everything")
+            if everything.object_ids:  # the new objects' masks are published like a prompt's
+                self._publish(frame, self.engine.tracker.result(frame.seq))
+            return dec.everything_answer(everything, args, frame, self.settings.mask_resolution == "low")
+        return self._answer("~/segment_everything", self.worker.submit(run), response)
+
+    def _object_added(self, object_id: int, source: str, label: str = "") -> None:
+        """An object new to the node, added by `source` (inference thread): recorded as tracked. Issue 14's objects
+        registry publishes its ADDED event (with `label`) here."""
+        self._objects.add(object_id)
 
     @_guarded
     def _srv_reset(self, request, response):

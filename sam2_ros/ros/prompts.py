@@ -32,6 +32,7 @@ class PromptSpec:
     stamp: int = 0              # ns of the image it was drawn on; 0 = newest
     replace: bool = False
     source: str = "prompt"
+    multimask: bool = False     # answer with SAM 2's candidate masks (Prompt.multimask)
 
 
 def stamp_ns(stamp) -> int:
@@ -46,7 +47,7 @@ def from_prompt_msg(msg, source: str = "prompt") -> PromptSpec:
     box = np.array(list(msg.box), dtype=np.float64) if msg.has_box else None
     has_mask = msg.mask.height > 0 or msg.mask.width > 0 or len(msg.mask.data) > 0
     return PromptSpec(int(msg.object_id), points, labels, box, msg.mask if has_mask else None,
-                      stamp_ns(msg.header.stamp), bool(msg.replace), source)
+                      stamp_ns(msg.header.stamp), bool(msg.replace), source, bool(msg.multimask))
 
 
 def from_click(object_id: int, x: float, y: float, positive: bool, stamp: int, source: str) -> PromptSpec:
