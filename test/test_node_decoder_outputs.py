@@ -158,12 +158,13 @@ def test_select_candidate_tracks_that_mask_as_a_mask_prompt_would(client):
     add_prompt(client, prompt_msg(3, stamp, [click], [1]))
     chosen = pixels(cands[1].mask)
     assert jaccard(chosen, pixels(cands[0].mask)) < 0.8, "the click must be ambiguous for this test to mean much"
-    published = client.count("masks")
     selected = select(client, 1, 1)
     assert selected.success, selected.message
     print(selected.message)
     assert stamp_of(selected.masks.header) == stamp and sorted(by_id(selected.masks)) == [1, 3]
-    assert wait_for(lambda: client.count("masks") > published, 10), "the selection's masks are published"
+    answer = pixels(by_id(selected.masks)[1].mask)
+    assert wait_for(lambda: any(stamp_of(m.header) == stamp and 1 in by_id(m) and np.array_equal(
+        pixels(by_id(m)[1].mask), answer) for m in client.msgs("masks")), 10), "the selection's masks are published"
     as_mask = by_id(add_prompt(client, prompt_msg(2, stamp, mask=chosen.astype(np.uint8))).masks)
     result = pixels(by_id(selected.masks)[1].mask)
     print(f"selected frame: J(selected, mask prompt) {jaccard(result, pixels(as_mask[2].mask)):.4f}, "
@@ -189,6 +190,9 @@ def test_bad_selection_is_refused_and_changes_nothing(client):
     stamp, _ = stream.send(frame.rgb)
     add_prompt(client, prompt_msg(1, stamp, [edge_click(frame)], [1]), multimask=True)
     add_prompt(client, prompt_msg(2, stamp, [edge_click(frame)], [1]))  # same click, no candidates
+    # The prompt's published masks may arrive after its answer: wait for them before counting.
+    assert wait_for(lambda: any(stamp_of(m.header) == stamp and sorted(by_id(m)) == [1, 2]
+                                for m in client.msgs("masks")), 10)
     published = client.count("masks")
     for object_id, index, words in ((1, 3, "candidate index"), (1, -1, "candidate index"), (7, 0, "unknown object"),
                                     (2, 0, "no candidates"), (0, 0, "object")):

@@ -4,16 +4,21 @@ answer). Message building and argument rules only; the node runs the tracker cal
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sam2_ros.ros import conversions as conv
+from sam2_ros.ros.params import Settings
 from sam2_ros.ros.prompts import MAX_OBJECT_ID, PromptError
+from sam2_ros.ros.worker import Frame
+from sam2_ros.tracking import Candidates, EverythingResult, TrackResult
 from sam2_ros.tracking.resolution import LowResMasks, low_res_masks
 
 MAX_POINTS_PER_SIDE = 64  # 4096 clicks (~4 s of decoder on this CPU with the micro model); more would stall tracking
 
 
-def low_res_outputs(result, out: conv.FrameOutputs, mask_threshold: float, min_iou: float) -> LowResMasks:
+def low_res_outputs(result: TrackResult, out: conv.FrameOutputs, mask_threshold: float, min_iou: float) -> LowResMasks:
     """The published objects' masks at low resolution, in `out.object_ids` order, thresholded and gated by min_iou
     as frame_outputs does (bilinear resizing commutes with subtracting the threshold)."""
     rows = [list(result.object_ids).index(object_id) for object_id in out.object_ids]
@@ -23,7 +28,7 @@ def low_res_outputs(result, out: conv.FrameOutputs, mask_threshold: float, min_i
     return low
 
 
-def candidate_masks(cands, result, header, low: bool):
+def candidate_masks(cands: Candidates, result: TrackResult, header: Any, low: bool) -> tuple[Any, list[float]]:
     """TrackResult.candidates -> (ObjectMaskArray, stabilities) for AddPrompt's `candidates` / `candidate_stability`:
     one ObjectMask per candidate, best predicted IoU first, all with the prompted object's id and presence. The masks
     are exactly what ~/select_candidate would apply (logit > 0), at low resolution when `low`."""
@@ -38,7 +43,7 @@ def candidate_masks(cands, result, header, low: bool):
     return ObjectMaskArray(header=header, objects=objects), [float(v) for v in cands.stability]
 
 
-def everything_answer(found, args: dict, frame, low: bool):
+def everything_answer(found: EverythingResult, args: dict, frame: Frame, low: bool) -> tuple[str, Any]:
     """EverythingResult -> (message, ObjectMaskArray) of ~/segment_everything: masks best first, ids the tracked
     ones (track) or 1..N, presence 1 (found on this frame), header the segmented frame's."""
     from sam2_ros.msg import ObjectMaskArray
@@ -57,7 +62,7 @@ def everything_answer(found, args: dict, frame, low: bool):
     return text, ObjectMaskArray(header=frame.header, objects=objects)
 
 
-def everything_args(request, settings, tracked_ids: set[int]) -> dict:
+def everything_args(request: Any, settings: Settings, tracked_ids: set[int]) -> dict:
     """SegmentEverything request -> segment_everything() keyword arguments. Zero fields take the node's defaults
     (parameters everything_*); with `track` at most the free object slots (max_objects) are filled. Values out of
     range are refused by segment_everything itself (ValueError), except a grid above MAX_POINTS_PER_SIDE here."""
