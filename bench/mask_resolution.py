@@ -5,8 +5,10 @@ Decoder grids of 64 (micro at 256) and 256 (Meta's models at 1024) holding 8 syn
 one thread: "full" = what the tracker does for every TrackResult (bilinear upsampling of the N grids to 480 x 640,
 threshold) + mono8 images; "low from grid" = low_res_masks() on TrackResult.low_res_logits + mono8 images; "low
 from full" = area downsampling of the full masks (the alternative when full masks exist anyway). Bytes: the mono8
-pixels, and the serialized sam2_ros/ObjectMaskArray when the generated messages are importable (the node phase
-measures publishing).
+pixels, and the serialized sam2_ros/ObjectMaskArray when the generated messages are importable.
+--node: the node's own ~/masks path (sam2_ros.ros: frame_outputs, low_res_outputs, to_mask_array, serialization) on
+a real TrackResult of the shipped micro model at 256 with 8 tracked objects, thread CPU time per frame;
+bench/node_overhead.py --masks-only measures the same through DDS in the running node.
 """
 from __future__ import annotations
 
@@ -65,12 +67,64 @@ def serialized_bytes(images: list[bytes], size: tuple[int, int], scale: float) -
     return len(serialize_message(msg))
 
 
+def node_path(runs: int) -> None:
+    """The node's ~/masks message at full and low resolution from one real 8-object TrackResult (CPU ms per frame)."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from sam2_ros.model import build_sam2
+    from sam2_ros.ros import conversions as conv
+    from sam2_ros.ros import decoder_outputs as dec
+    from sam2_ros.tracking import StreamingTracker
+
+    scene = SyntheticScene(H, W, num_objects=8, seed=1)  # all 8 visible on frames 8..17
+    tracker = StreamingTracker(build_sam2("sam2_micro", checkpoint=ROOT / "models" / "sam2_micro.pt",
+                                          image_size=256))
+    tracker.track(scene.frame(8).rgb)
+    for k in range(8):
+        tracker.add_prompt(k + 1, points=[scene.frame(8).inner_point(k)], labels=[1])
+    result = tracker.track(scene.frame(9).rgb)
+    header = Header(frame_id="camera")
+
+    def cpu(call) -> tuple[float, float]:
+        times = []
+        for _ in range(runs):
+            start = time.thread_time()
+            call()
+            times.append(time.thread_time() - start)
+        return min(times) * 1e3, float(np.median(times)) * 1e3
+
+    out = conv.frame_outputs(result)
+    low = dec.low_res_outputs(result, out, 0.0, 0.0)
+    steps = {
+        "frame_outputs (both: label image, full masks for bbox/area)": lambda: conv.frame_outputs(result),
+        "low_res_outputs (low only)": lambda: dec.low_res_outputs(result, out, 0.0, 0.0),
+        "to_mask_array full": lambda: conv.to_mask_array(out, header),
+        "to_mask_array low": lambda: conv.to_mask_array(out, header, low),
+        "whole path full: frame_outputs + to_mask_array + serialize": lambda: serialize_message(
+            conv.to_mask_array(conv.frame_outputs(result), header)),
+        "whole path low: frame_outputs + low_res_outputs + to_mask_array + serialize": lambda: serialize_message(
+            conv.to_mask_array(out_ := conv.frame_outputs(result), header, dec.low_res_outputs(result, out_, 0.0, 0.0))),
+    }
+    print(f"\nnode path, {len(result)} objects, micro@256, thread CPU ms (best / median of {runs})")
+    for name, call in steps.items():
+        best_ms, median_ms = cpu(call)
+        print(f"| {name} | {best_ms:.2f} | {median_ms:.2f} |")
+    for name, extra in (("full", None), ("low", low)):
+        size = len(serialize_message(conv.to_mask_array(out, header, extra)))
+        print(f"{name}: serialized ~/masks {size:,} bytes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--objects", type=int, default=8)
+    parser.add_argument("--node", action="store_true", help="only the node's ~/masks path (see the docstring)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.node:
+        node_path(args.runs)
+        return
     print(f"torch {torch.__version__}, 1 thread, load average {os.getloadavg()[0]:.1f}, {W}x{H}, "
           f"{args.objects} objects, best of {args.runs}")
     print("| grid | output | mask size | time to make the masks | mono8 bytes / frame | serialized ObjectMaskArray |")

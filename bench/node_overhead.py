@@ -11,7 +11,13 @@ With random weights the masks are noise: use --model-config sam2_micro --checkpo
 of object size (and the same for the run without --depth you compare with).
 
     .venv/bin/python bench/node_overhead.py [--seconds 20] [--image-size 256] [--threads 1] [--depth]
-        [--model-config sam2.1_hiera_t] [--checkpoint PATH]
+        [--model-config sam2.1_hiera_t] [--checkpoint PATH] [--objects 2] [--mask-resolution full] [--masks-only]
+
+Low vs full resolution masks through the node's own publish path (issue 18): the shipped micro model, 8 objects,
+~/masks only (the other outputs off), and the serialized size of every ~/masks message:
+
+    .venv/bin/python bench/node_overhead.py --model-config sam2_micro --checkpoint models/sam2_micro.pt \
+        --objects 8 --masks-only --mask-resolution low
 """
 from __future__ import annotations
 
@@ -46,6 +52,9 @@ def main() -> int:
                         help="publish depth + camera_info before or after the colour frame")
     parser.add_argument("--model-config", default="sam2.1_hiera_t")
     parser.add_argument("--checkpoint", default="", help="empty = random weights")
+    parser.add_argument("--objects", type=int, default=2, help="objects prompted (the scene has at least 3)")
+    parser.add_argument("--mask-resolution", choices=("full", "low"), default="full")
+    parser.add_argument("--masks-only", action="store_true", help="publish ~/masks only (the other 2-D outputs off)")
     args = parser.parse_args()
     from sam2_ros.ros.client import spinning_node, use_private_domain
 
@@ -55,6 +64,7 @@ def main() -> int:
 
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Point
+    from rclpy.serialization import deserialize_message
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from vision_msgs.msg import Detection3DArray
@@ -69,16 +79,18 @@ def main() -> int:
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     log = open(out_dir / "node_overhead_node.log", "wb")
+    params = {"image_size": args.image_size, "cpu_threads": args.threads, "diagnostics_period": 1.0,
+              "model_config": args.model_config, "checkpoint": args.checkpoint, "image_reliability": args.qos,
+              "mask_resolution": args.mask_resolution, "backend": "torch"}
+    if args.masks_only:
+        params.update(publish_confidence=False, publish_label_image=False, publish_overlay=False)
     depth_args = ["-p", "use_depth:=true", "-r", "depth:=/bench/depth", "-r", "camera_info:=/bench/camera_info"] \
         if args.depth else []
     node_proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
-                                  "-r", "image:=/bench/image", "-p", f"image_size:={args.image_size}",
-                                  "-p", f"cpu_threads:={args.threads}", "-p", "diagnostics_period:=1.0",
-                                  "-p", f"model_config:={args.model_config}", "-p", f"checkpoint:={args.checkpoint}",
-                                  "-p", f"image_reliability:={args.qos}",
+                                  "-r", "image:=/bench/image", *[a for k, v in params.items() for a in ("-p", f"{k}:={v}")],
                                   *depth_args],
                                  stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
-    scene = SyntheticScene(480, 640, num_objects=3, seed=1)
+    scene = SyntheticScene(480, 640, num_objects=max(3, args.objects), seed=1)
     frames = [scene.frame(i) for i in range(30)]
     camera = SyntheticDepthCamera(scene)
     depths = [array_to_image(camera.render(f, "16UC1").depth, "16UC1") for f in frames] if args.depth else []
@@ -87,11 +99,19 @@ def main() -> int:
     node = stack.enter_context(spinning_node("node_overhead_bench"))
     lock = threading.Lock()
     sent: dict[int, float] = {}
-    outputs = {"masks": ObjectMaskArray, "confidence": ObjectConfidenceArray, "label_image": Image, "overlay": Image}
+    outputs = {"masks": ObjectMaskArray} if args.masks_only else \
+        {"masks": ObjectMaskArray, "confidence": ObjectConfidenceArray, "label_image": Image, "overlay": Image}
     if args.depth:
         outputs.update(points=PointCloud2, detections_3d=Detection3DArray, markers=MarkerArray)
     arrivals: dict[str, dict[int, float]] = {t: {} for t in outputs}
     diags: list[dict[str, str]] = []
+    mask_bytes: dict[int, int] = {}  # stamp -> serialized ~/masks message
+
+    def on_masks(raw: bytes) -> None:
+        msg = deserialize_message(raw, ObjectMaskArray)
+        with lock:
+            arrivals["masks"][stamp_ns(msg.header.stamp)] = time.monotonic()
+            mask_bytes[stamp_ns(msg.header.stamp)] = len(raw)
 
     def recorder(topic):
         def record(msg):
@@ -111,8 +131,10 @@ def main() -> int:
     pub = node.create_publisher(Image, "/bench/image", camera_qos)
     depth_pub = node.create_publisher(Image, "/bench/depth", camera_qos)
     info_pub = node.create_publisher(CameraInfo, "/bench/camera_info", camera_qos)
+    node.create_subscription(ObjectMaskArray, "/sam2/masks", on_masks, reliable, raw=True)
     for topic, typ in outputs.items():
-        node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
+        if topic != "masks":
+            node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
 
     def image(k: int):
@@ -149,7 +171,7 @@ def main() -> int:
         client = node.create_client(AddPrompt, "/sam2/add_prompt")
         client.wait_for_service(timeout_sec=30)
         f0 = frames[(k - 1) % len(frames)]
-        for object_id, idx in ((1, 0), (2, 1)):
+        for object_id, idx in [(j + 1, j) for j in range(args.objects) if f0.inner_point(j) is not None]:
             x, y = f0.inner_point(idx)
             req = AddPrompt.Request(prompt=Prompt(object_id=object_id, points=[Point(x=x, y=y)], labels=[1]))
             future = client.call_async(req)
@@ -180,12 +202,16 @@ def main() -> int:
     mean = {key: float(np.mean([float(d[key]) for d in rows])) for key in keys}
     paired = [float(d["depth_paired_rate"]) for d in rows if d.get("depth_paired_rate", "n/a") != "n/a"]
     with lock:
-        done = {s: arrivals["overlay"][s] for s in arrivals["overlay"] if s in sent}
+        last = "masks" if args.masks_only else "overlay"
+        done = {s: arrivals[last][s] for s in arrivals[last] if s in sent}
+        sizes = [mask_bytes[s] for s in done if s in mask_bytes]
         last_topic = {s: max(arrivals[t].get(s, 0.0) for t in arrivals) for s in done}
     e2e = np.array([last_topic[s] - sent[s] for s in done]) * 1e3
     overhead = mean["convert_ms"] + mean["publish_ms"] + mean["geometry_ms"]
     result = {
-        "image": "640x480 rgb8" + (" + 16UC1 depth" if args.depth else ""), "objects": 2,
+        "image": "640x480 rgb8" + (" + 16UC1 depth" if args.depth else ""), "objects": args.objects,
+        "mask_resolution": args.mask_resolution, "outputs": "masks" if args.masks_only else "all 2-D",
+        "masks_bytes_per_frame": int(np.median(sizes)) if sizes else None,
         "model": f"{args.model_config}@{args.image_size}", "weights": args.checkpoint or "random",
         "threads": args.threads, "qos": args.qos, "depth_order": args.depth_order if args.depth else None,
         "frames_sent": len(sent), "frames_out": len(done),
@@ -199,8 +225,9 @@ def main() -> int:
         "load_average_1min": round(os.getloadavg()[0], 1), "cpu_cores": os.cpu_count(),
         "end_to_end_ms_median": round(float(np.median(e2e)), 1) if e2e.size else None,
     }
-    (out_dir / ("node_overhead_depth.json" if args.depth else "node_overhead.json")).write_text(
-        json.dumps(result, indent=1))
+    name = "node_overhead" + ("_depth" if args.depth else "") + (f"_{args.objects}obj" if args.objects != 2 else "") \
+        + ("_low" if args.mask_resolution == "low" else "") + ("_masks" if args.masks_only else "")
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     print(f"node overhead {overhead:.2f} ms per frame (convert {mean['convert_ms']:.2f} + publish "
           f"{mean['publish_ms']:.2f} + 3-D {mean['geometry_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} ms "

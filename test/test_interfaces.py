@@ -113,6 +113,7 @@ def test_add_prompt_service_round_trip(echo):
     assert response.masks.objects[0].mask == prompt.mask
     assert (response.masks.objects[0].iou, response.masks.objects[0].presence) == (0.5, 0.25)
     assert [o.object_id for o in response.candidates.objects] == [prompt.object_id] * 3, "candidates cross too"
+    assert list(response.candidate_stability) == [0.0, 0.125, 0.25]
 
 
 @pytest.mark.parametrize("object_id", [4, 5])

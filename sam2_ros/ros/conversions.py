@@ -225,19 +225,31 @@ def _roi(box: tuple[int, int, int, int]):
     return RegionOfInterest(x_offset=box[0], y_offset=box[1], width=box[2], height=box[3])
 
 
-def to_mask_array(out: FrameOutputs, header):
-    """FrameOutputs -> sam2_ros/ObjectMaskArray with `header` (the source image's)."""
-    from sam2_ros.msg import ObjectMask, ObjectMaskArray
+def to_object_mask(object_id: int, iou: float, presence: float, mask: np.ndarray, header,
+                   low_mask: np.ndarray | None = None, scale: float = 1.0,
+                   box: tuple[int, int, int, int] | None = None, label: str = "", label_score: float = 0.0,
+                   status: int = 0):
+    """One sam2_ros/ObjectMask: bbox (`box` when known, x/y/w/h) and area of the [H, W] bool mask (source pixels);
+    the image is that mask, or `low_mask` [h, w] with `scale` = mask pixels per source pixel (mask_resolution low)."""
+    from sam2_ros.msg import ObjectMask
+
+    image, scale = (mask, 1.0) if low_mask is None else (low_mask, float(scale))
+    return ObjectMask(object_id=int(object_id), iou=float(iou), presence=float(presence),
+                      bbox=_roi(mask_box(mask) if box is None else box), area=int(np.count_nonzero(mask)),
+                      mask=mask_to_image(image, header), mask_scale=scale, label=label,
+                      label_score=float(label_score), status=int(status))
+
+
+def to_mask_array(out: FrameOutputs, header, low=None):
+    """FrameOutputs -> sam2_ros/ObjectMaskArray with `header` (the source image's); `low` (LowResMasks in
+    out.object_ids order, mask_resolution low): the mask images come from it."""
+    from sam2_ros.msg import ObjectMaskArray
 
     msg = ObjectMaskArray(header=header)
-    objects = []
-    for k, object_id in enumerate(out.object_ids):
-        mask = out.masks[k]
-        objects.append(ObjectMask(object_id=object_id, iou=float(out.iou[k]), presence=float(out.presence[k]),
-                                  bbox=_roi(out.boxes[k]), area=int(np.count_nonzero(mask)),
-                                  mask=mask_to_image(mask, header), mask_scale=1.0, label=out.labels[k],
-                                  label_score=float(out.label_scores[k]), status=int(out.status[k])))
-    msg.objects = objects
+    msg.objects = [to_object_mask(object_id, out.iou[k], out.presence[k], out.masks[k], header,
+                                  None if low is None else low.masks[k], 1.0 if low is None else low.scale,
+                                  out.boxes[k], out.labels[k], out.label_scores[k], out.status[k])
+                   for k, object_id in enumerate(out.object_ids)]
     return msg
 
 

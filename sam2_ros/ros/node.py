@@ -31,6 +31,7 @@ from sam2_ros.objects import ObjectRegistry, apply_detections, parse_detections,
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros.depth_outputs import PAIRING_CAPACITY, DepthOutputs, create_publishers
 from sam2_ros.ros.detections import OBJECT_PARAMS, DetectionLog, event_msgs, object_options, raw_detections
+from sam2_ros.ros import decoder_outputs as dec
 from sam2_ros.ros.diagnostics import NodeStats, build_status
 from sam2_ros.ros.guard import guarded as _guarded
 from sam2_ros.ros.params import (BY_NAME, PARAMS, Settings, declare_parameters, normalise, validate,
@@ -38,7 +39,8 @@ from sam2_ros.ros.params import (BY_NAME, PARAMS, Settings, declare_parameters, 
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
 from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
 from sam2_ros.ros.worker import Frame, InferenceWorker
-from sam2_ros.srv import AddPrompt, RemoveObject
+from sam2_ros.srv import AddPrompt, RemoveObject, SegmentEverything, SelectCandidate
+from sam2_ros.tracking.everything import segment_everything
 
 try:  # tf2 is not on PyPI; in a ROS workspace it lets ~/clicked_point come from any frame
     import tf2_ros
@@ -131,6 +133,10 @@ class Sam2Node(LifecycleNode):
             self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._service_group),
             self.create_service(RemoveObject, "~/remove_object", self._srv_remove, callback_group=self._service_group),
             self.create_service(AddPrompt, "~/add_prompt", self._srv_add_prompt, callback_group=self._service_group),
+            self.create_service(SelectCandidate, "~/select_candidate", self._srv_select_candidate,
+                                callback_group=self._service_group),
+            self.create_service(SegmentEverything, "~/segment_everything", self._srv_segment_everything,
+                                callback_group=self._service_group),
             self.create_timer(s.diagnostics_period, self._publish_diagnostics),
         ]
         if s.use_depth:
@@ -308,7 +314,10 @@ class Sam2Node(LifecycleNode):
         t0, c0 = time.perf_counter(), time.thread_time()
         s, pubs = self.settings, self._pubs
         out = conv.frame_outputs(result, s.mask_threshold, s.min_iou, self.registry.columns)
-        masks = conv.to_mask_array(out, frame.header) if s.publish_masks or want_masks else None
+        masks = None
+        if s.publish_masks or want_masks:
+            low = dec.low_res_outputs(result, out, s.mask_threshold, s.min_iou) if s.mask_resolution == "low" else None
+            masks = conv.to_mask_array(out, frame.header, low)
         if not pubs or not self.context.ok():  # shutting down: nothing to publish to
             return masks
         if s.publish_masks:
@@ -365,24 +374,31 @@ class Sam2Node(LifecycleNode):
             self._warn(text, key, warning)
         self._publish_events(list(applied.events), frame.header)
 
-    def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray]:
+    def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray, Any]:
         """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
-        (message, masks)."""
+        (message, masks, candidates: (ObjectMaskArray, stabilities) of a multimask prompt, else None)."""
         if frame is None:
             raise PromptError("no image received yet: a prompt needs a frame to apply to")
         t0 = time.perf_counter()
         p = prompt_args(spec, self.registry, self.registry.options.max_objects)
         made_by = self.registry.get(p.object_id) if p.object_id in self.registry else None
         result = self.engine.tracker.add_prompt(p.object_id, points=p.points, labels=p.labels, box=p.box,
-                                                mask=p.mask, stamp=frame.seq, replace=p.replace)
+                                                mask=p.mask, stamp=frame.seq, replace=p.replace,
+                                                multimask=spec.multimask)
         self.object_prompted(p.object_id, frame, spec.label, spec.source)
         masks = self._publish(frame, result, want_masks=True)
+        candidates = None if result.candidates is None else dec.candidate_masks(
+            result.candidates, result, frame.header, self.settings.mask_resolution == "low",
+            self.registry.get(p.object_id).label)
         self.stats.prompts.add((time.perf_counter() - t0) * 1e3)
         where = "" if found else f" (stamp {spec.stamp} is not among the last {self.settings.prompt_history} " \
                                  "frames: applied to the newest)"
         if made_by is not None and made_by.label_score > 0:  # e.g. click_object_id 1 on a detector's object 1
             where += f" (refines object {p.object_id} {made_by.label!r}, made by a detection)"
-        return f"object {p.object_id} prompted on frame {frame.stamp} with {p.describe()}{where}", masks
+        what = p.describe()
+        if candidates is not None:
+            what += ", candidates of IoU " + ", ".join(f"{o.iou:.3f}" for o in candidates[0].objects)
+        return f"object {p.object_id} prompted on frame {frame.stamp} with {what}{where}", masks, candidates
 
     def _submit_prompt(self, spec: PromptSpec):
         if self.worker is None:
@@ -418,6 +434,8 @@ class Sam2Node(LifecycleNode):
         response.success, response.message, masks = self._wait(future)
         if masks is not None:
             response.masks = masks
+            if future.result()[2] is not None:
+                response.candidates, response.candidate_stability = future.result()[2]
             self.get_logger().info(f"~/add_prompt: {response.message}")
         else:
             response.masks.header = request.prompt.header
@@ -443,6 +461,41 @@ class Sam2Node(LifecycleNode):
         else:
             self.get_logger().warning(f"~/remove_object refused: {response.message}")
         return response
+
+    def _answer(self, name: str, future, response):
+        """Fill a service response from a worker job's (message, masks) and log the outcome."""
+        response.success, response.message, masks = self._wait(future)
+        response.masks = masks if masks is not None else response.masks
+        if response.success:  # two call sites: rclpy refuses one that logs at two severities
+            self.get_logger().info(f"{name}: {response.message}")
+        else:
+            self.get_logger().warning(f"{name} refused: {response.message}")
+        return response
+
+    @_guarded
+    def _srv_select_candidate(self, request, response):
+        object_id, index = int(request.object_id), int(request.index)
+
+        def run(frame, found):  # the tracker refuses an unknown object or index (ValueError) before changing anything
+            result = self.engine.tracker.select_candidate(object_id, index)
+            at = self.worker.frame_with_seq(result.stamp)  # the candidates' frame: its masks are published again
+            masks = self._publish(at, result, want_masks=True) if at is not None else None
+            return f"object {object_id}: candidate {index} selected on frame {at.stamp if at else '?'}", masks
+        return self._answer("~/select_candidate", self.worker.submit(run), response)
+
+    @_guarded
+    def _srv_segment_everything(self, request, response):
+        def run(frame, found):
+            if frame is None:
+                raise PromptError("no image received yet: segment everything needs a frame")
+            args = dec.everything_args(request, self.settings, set(self.registry.ids))
+            everything = segment_everything(self.engine.tracker, frame.seq, **args)
+            for object_id in everything.object_ids:
+                self.object_prompted(object_id, frame, "", "~/segment_everything")
+            if everything.object_ids:  # the new objects' masks are published like a prompt's
+                self._publish(frame, self.engine.tracker.result(frame.seq))
+            return dec.everything_answer(everything, args, frame, self.settings.mask_resolution == "low")
+        return self._answer("~/segment_everything", self.worker.submit(run), response)
 
     @_guarded
     def _srv_reset(self, request, response):

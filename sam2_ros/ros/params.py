@@ -87,6 +87,18 @@ class Settings:
     publish_label_image: bool = _param(True, "publish ~/label_image (pixel = object id)", dynamic=True)
     publish_overlay: bool = _param(True, "publish ~/overlay (rgb8, masks blended over the frame)", dynamic=True)
     overlay_alpha: float = _param(0.5, "opacity of the mask colours in ~/overlay", 0.0, 1.0, dynamic=True)
+    mask_resolution: str = _param(
+        "full", "ObjectMask.mask size: full = source size; low = the decoder's own grid at the source aspect, <= 256 px "
+        "on the long side (mask_scale says the factor; label image and overlay stay full size)",
+        choices=("full", "low"), dynamic=True)
+    everything_points_per_side: int = _param(
+        16, "~/segment_everything grid when the request says 0: n x n single-point prompts", 1, 64, 1, dynamic=True)
+    everything_min_iou: float = _param(
+        0.6, "~/segment_everything: least predicted IoU of a kept mask when the request says 0 (tuned on the micro "
+        "model; real SAM 2 checkpoints want ~0.8-0.88)", 0.0, 1.0, dynamic=True)
+    everything_min_stability: float = _param(
+        0.6, "~/segment_everything: least stability (IoU of the mask at logit +1 vs -1) when the request says 0 "
+        "(tuned on the micro model; real SAM 2 checkpoints want ~0.95)", 0.0, 1.0, dynamic=True)
     click_object_id: int = _param(1, "object that ~/click, ~/click_negative and ~/clicked_point prompt", 1, 65535,
                                   1, dynamic=True)
     detection_classes: list[str] = _param(

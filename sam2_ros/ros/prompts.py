@@ -33,6 +33,7 @@ class PromptSpec:
     replace: bool = False
     source: str = "prompt"
     label: str = ""             # class name for the object ('' = keep its label)
+    multimask: bool = False     # answer with SAM 2's candidate masks (Prompt.multimask)
 
 
 def stamp_ns(stamp) -> int:
@@ -47,7 +48,7 @@ def from_prompt_msg(msg, source: str = "prompt") -> PromptSpec:
     box = np.array(list(msg.box), dtype=np.float64) if msg.has_box else None
     has_mask = msg.mask.height > 0 or msg.mask.width > 0 or len(msg.mask.data) > 0
     return PromptSpec(int(msg.object_id), points, labels, box, msg.mask if has_mask else None,
-                      stamp_ns(msg.header.stamp), bool(msg.replace), source, str(msg.label))
+                      stamp_ns(msg.header.stamp), bool(msg.replace), source, str(msg.label), bool(msg.multimask))
 
 
 def from_click(object_id: int, x: float, y: float, positive: bool, stamp: int, source: str) -> PromptSpec:

@@ -96,6 +96,11 @@ class InferenceWorker:
         with self._cond:
             return self._history[-1] if self._history else None
 
+    def frame_with_seq(self, seq: int) -> Frame | None:
+        """The tracked frame with this sequence number (the tracker's stamp), None once it left the history."""
+        with self._cond:
+            return next((f for f in reversed(self._history) if f.seq == seq), None)
+
     def clear_history(self) -> None:
         """Forget tracked frames (after a tracker reset)."""
         with self._cond:
