@@ -136,6 +136,19 @@ def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol):
     assert again.describe()["precision"] == precision
 
 
+def _tracked_logits_gap(reference, backend, frames: int) -> float:
+    """Largest |mask logit| difference between two backends tracking the same clicked object over random frames."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (200, 300, 3)).astype(np.uint8) for _ in range(frames)]
+    results = []
+    for be in (reference, backend):
+        tracker = StreamingTracker(be)
+        tracker.track(images[0])
+        tracker.add_prompt(1, points=np.array([[90, 70]]), labels=np.array([1]))
+        results.append([tracker.track(f).mask_logits for f in images[1:]])
+    return max(float(np.abs(a - b).max()) for a, b in zip(*results))
+
+
 @pytest.mark.cuda
 @needs_trt
 def test_tracker_on_tensorrt_fp32():
@@ -143,15 +156,7 @@ def test_tracker_on_tensorrt_fp32():
     _, export_dir = tiny_export(256)
     trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", "fp32",
                              scratch_dir("trt_cache"))
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 255, (200, 300, 3)).astype(np.uint8) for _ in range(5)]
-    results = []
-    for be in (TorchBackend(model), trt_be):
-        tracker = StreamingTracker(be)
-        tracker.track(frames[0])
-        tracker.add_prompt(1, points=np.array([[90, 70]]), labels=np.array([1]))
-        results.append([tracker.track(f).mask_logits for f in frames[1:]])
-    err = max(float(np.abs(a - b).max()) for a, b in zip(*results))
+    err = _tracked_logits_gap(TorchBackend(model), trt_be, frames=5)
     print(f"tracker TensorRT fp32 vs torch: mask logits max abs {err:.1e}")
     assert err <= 5e-2
 
@@ -195,14 +200,6 @@ def test_tracker_on_tensorrt_for_a_sam2_0_config(tmp_path):
                             precision="fp32", cache_dir=tmp_path / "cache")
     assert trt_be.name == "tensorrt" and trt_be.inputs["encode_memory"] == ["pix_feat", "high_res_masks"]
     model = build_sam2("sam2_hiera_t", checkpoint=ckpt, image_size=256, device="cuda")
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 255, (200, 300, 3)).astype(np.uint8) for _ in range(4)]
-    results = []
-    for be in (TorchBackend(model), trt_be):
-        tracker = StreamingTracker(be)
-        tracker.track(frames[0])
-        tracker.add_prompt(1, points=np.array([[90, 70]]), labels=np.array([1]))
-        results.append([tracker.track(f).mask_logits for f in frames[1:]])
-    err = max(float(np.abs(a - b).max()) for a, b in zip(*results))
+    err = _tracked_logits_gap(TorchBackend(model), trt_be, frames=4)
     print(f"sam2_hiera_t tracker TensorRT fp32 vs torch: mask logits max abs {err:.1e}")
     assert err <= 5e-2
