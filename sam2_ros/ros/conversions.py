@@ -165,7 +165,8 @@ def _xywh(box: np.ndarray) -> tuple[int, int, int, int]:
 @dataclass
 class FrameOutputs:
     """One frame's result in the node's terms: what gets published (masks already gated by min_iou). Every per-object
-    column (labels and status included: the one place other outputs read them from) follows object_ids' order."""
+    column (labels and status included: the one place other outputs read them from) follows object_ids' order, which
+    is ascending (frame_outputs sorts)."""
 
     object_ids: list[int]
     masks: np.ndarray        # [N, H, W] bool
@@ -188,13 +189,23 @@ def _no_columns(ids: Sequence[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
 def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0,
                   columns: Columns = _no_columns) -> FrameOutputs:
     """TrackResult -> masks thresholded at `mask_threshold` (logits), emptied below `min_iou`, plus a label image;
-    `columns(ids)` gives (labels, label_scores, status) of the objects (the node's ObjectRegistry.columns)."""
+    `columns(ids)` gives (labels, label_scores, status) of the objects (the node's ObjectRegistry.columns).
+
+    Objects come out in ascending id order (the node's contract), whatever order the tracker answers in (the order
+    the objects were added), so every output built from this agrees; a label image pixel inside several masks goes
+    to the highest logit, on a tie to the lowest id."""
     logits = np.asarray(result.mask_logits, dtype=np.float32)  # [N, H, W]
     iou = np.clip(np.asarray(result.iou, dtype=np.float32).reshape(-1), 0.0, 1.0)
     presence = np.clip(np.asarray(result.presence, dtype=np.float32).reshape(-1), 0.0, 1.0)
     ids = [int(i) for i in result.object_ids]
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    tracker_masks = result.masks
+    if order != list(range(len(ids))):  # copies [N, H, W] only when the tracker's order is not already ascending
+        ids = [ids[k] for k in order]
+        logits, iou, presence = logits[order], iou[order], presence[order]
+        tracker_masks = np.asarray(tracker_masks)[order]
     if mask_threshold == 0.0:
-        masks = np.array(result.masks, dtype=bool, copy=True)  # the tracker's own logits > 0
+        masks = np.array(tracker_masks, dtype=bool, copy=True)  # the tracker's own logits > 0
     else:
         masks = logits > mask_threshold
     if len(ids):
@@ -209,7 +220,8 @@ def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0,
         overlap |= seen & masks[k]
         seen |= masks[k]
     if len(ids) > 1:
-        # Where masks overlap, the object with the highest logit owns the pixel (only those pixels are resolved).
+        # Where masks overlap, the object with the highest logit owns the pixel (only those pixels are resolved);
+        # argmax takes the first of equal logits: the lowest id, as the objects are in ascending id order.
         if overlap.any():
             ys, xs = np.nonzero(overlap)
             scores = np.where(masks[:, ys, xs], logits[:, ys, xs], -np.inf)  # [N, P]
