@@ -41,10 +41,20 @@ class ImageError(ValueError):
     """An Image message that cannot be read (the text says why, for a log line or a service message)."""
 
 
+MAX_QUOTED = 40  # characters of a string from outside (an encoding, a format, a frame id) quoted in a reason
+
+
+def quoted(text: object, limit: int = MAX_QUOTED) -> str:
+    """repr() of a string from a message, cut to `limit` characters: a 5000-character encoding must not make a
+    5000-character log line."""
+    text = str(text)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def image_to_array(msg) -> np.ndarray:
     """Image message -> [H, W, C] view of its pixels in the message's own encoding (no copy; C = 1 for mono)."""
     if msg.encoding not in _ENCODINGS:
-        raise ImageError(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+        raise ImageError(f"unsupported encoding {quoted(msg.encoding)} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
     channels, dtype, _ = _ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
@@ -69,7 +79,8 @@ def image_to_rgb(msg) -> np.ndarray:
     """Image message -> [H, W, 3] uint8 RGB for the tracker (a view for rgb8; 16-bit mono is min-max scaled)."""
     if msg.encoding not in COLOUR_ENCODINGS:
         depth = " (a depth encoding: subscribe it as `depth` with use_depth)" if msg.encoding in _ENCODINGS else ""
-        raise ImageError(f"unsupported encoding {msg.encoding!r}{depth} (supported: {', '.join(COLOUR_ENCODINGS)})")
+        raise ImageError(f"unsupported encoding {quoted(msg.encoding)}{depth} (supported: "
+                         f"{', '.join(COLOUR_ENCODINGS)})")
     arr = image_to_array(msg)
     order = _ENCODINGS[msg.encoding][2]
     if order is None:  # mono
@@ -91,11 +102,11 @@ def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarra
 
     data = bytes(msg.data)
     if not data:
-        raise ImageError(f"empty compressed image (format {msg.format!r})")
+        raise ImageError(f"empty compressed image (format {quoted(msg.format)})")
     try:
         image = PilImage.open(io.BytesIO(data), formats=COMPRESSED_FORMATS)
     except Exception:  # PIL raises several types for data it cannot identify
-        raise ImageError(f"not a PNG or JPEG image (format {msg.format!r})") from None
+        raise ImageError(f"not a PNG or JPEG image (format {quoted(msg.format)})") from None
     width, height = image.size
     if width * height > max_pixels or width == 0 or height == 0:
         raise ImageError(f"compressed image of {width}x{height} refused (limit {max_pixels} pixels)")
@@ -121,7 +132,7 @@ def array_to_image(arr: np.ndarray, encoding: str, header=None):
     from sensor_msgs.msg import Image
 
     if encoding not in _ENCODINGS:
-        raise ImageError(f"unsupported encoding {encoding!r}")
+        raise ImageError(f"unsupported encoding {quoted(encoding)}")
     channels, dtype, _ = _ENCODINGS[encoding]
     arr = np.asarray(arr)
     if arr.ndim == 2:
@@ -144,7 +155,7 @@ def mask_to_image(mask: np.ndarray, header=None):
 def prompt_mask_to_bool(msg) -> np.ndarray:
     """The mask of a Prompt (mono8/8UC1, non-zero = object) -> [H, W] bool (the tracker checks its size)."""
     if msg.encoding not in ("mono8", "8UC1"):
-        raise ImageError(f"prompt mask must be mono8, got {msg.encoding!r}")
+        raise ImageError(f"prompt mask must be mono8, got {quoted(msg.encoding)}")
     return image_to_array(msg)[:, :, 0] != 0
 
 
