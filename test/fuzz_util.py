@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-FUZZ_EXAMPLES = 300
-FUZZ_EXAMPLES_SLOW = 120
+FUZZ_EXAMPLES = 150
+FUZZ_EXAMPLES_SLOW = 60
 
 
 def fuzz(max_examples: int = FUZZ_EXAMPLES):
