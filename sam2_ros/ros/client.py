@@ -6,7 +6,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,3 +41,21 @@ def spinning_node(name: str) -> Iterator[Any]:
         thread.join(5)
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def spin_until_signal(node: Any, first: Callable[[], None] | None = None) -> int:
+    """Run `first()` (e.g. wait for discovery), then spin `node` in the default context until Ctrl-C / SIGTERM, then
+    destroy it and shut rclpy down: how a small helper process (a fixture, a tool) ends cleanly; returns 0."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        if first is not None:
+            first()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
