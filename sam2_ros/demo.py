@@ -196,8 +196,11 @@ class Demo:
         from PIL import Image as PilImage
 
         from sam2_ros.ros.conversions import image_to_array
+        from sam2_ros.ros.prompts import stamp_ns
 
-        if self.saved < self.args.max_frames:
+        with self.lock:  # only answers to our own frames (another run may share the DDS domain: ids are 1-100)
+            ours = stamp_ns(msg.header.stamp) in self.sent
+        if ours and self.saved < self.args.max_frames:
             PilImage.fromarray(image_to_array(msg)).save(self.out / f"overlay_{self.saved:04d}.png")
             self.saved += 1
 
