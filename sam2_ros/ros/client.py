@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
@@ -13,11 +14,27 @@ from typing import Any
 
 def use_private_domain(environ: MutableMapping[str, str] = os.environ) -> str:
     """Localhost-only discovery and a DDS domain picked for this process, written into `environ` (before rclpy.init
-    and before starting child processes), so concurrent runs on one machine never hear each other; returns the id."""
-    domain = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
+    and before starting child processes), so concurrent runs on one machine never hear each other; returns the id.
+    A domain whose first participant port is taken (another run is in it) is skipped while a free one remains."""
+    domains = list(range(1, 101))
+    random.Random(os.getpid() ^ time.time_ns()).shuffle(domains)
+    domain = str(next((d for d in domains if not domain_in_use(d)), domains[0]))
     environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     environ["ROS_DOMAIN_ID"] = domain
     return domain
+
+
+def domain_in_use(domain: int) -> bool:
+    """Whether a DDS participant on this machine holds domain `domain`'s first unicast discovery port (RTPS well-known
+    ports: 7400 + 250 * domain + 10; the first participant of a domain binds it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("0.0.0.0", 7410 + 250 * domain))
+    except OSError:
+        return True
+    finally:
+        sock.close()
+    return False
 
 
 @contextmanager
