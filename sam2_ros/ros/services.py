@@ -126,22 +126,21 @@ class NodeServices:
         """The rclpy callback of service `name`: refuse at once when the gate says so, else run `handler`; whatever
         happens it returns the response, with its message clipped (outside text can be long) and logged."""
         def callback(request: Any, response: Any) -> Any:
-            refusal = self.gate.enter()
+            refusal = self.gate.enter()  # the gate counts this call until send_response (it must not raise)
             try:
                 if refusal is not None:
                     response.success, response.message = False, refusal
                     self.node.warn(f"{name} refused while inactive", f"{name} refused: {refusal}")
                     return response
                 response.success, response.message = handler(request, response)
+                response.message = clip(response.message)
+                if response.success:  # two call sites: rclpy refuses one that logs at two severities
+                    self.node.get_logger().info(f"{name}: {response.message}")
+                else:
+                    self.node.get_logger().warning(f"{name} refused: {response.message}")
             except Exception as err:  # never out of the executor: the caller gets the error
                 response.success, response.message = False, clip(f"{name} failed: {type(err).__name__}: {err}")
                 self.node.get_logger().error(response.message + "\n" + traceback.format_exc(limit=4))
-                return response
-            response.message = clip(response.message)
-            if response.success:  # two call sites: rclpy refuses one that logs at two severities
-                self.node.get_logger().info(f"{name}: {response.message}")
-            else:
-                self.node.get_logger().warning(f"{name} refused: {response.message}")
             return response
         return callback
 
