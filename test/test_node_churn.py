@@ -161,3 +161,30 @@ def test_eight_callers_across_six_deactivate_activate_cycles(client, node_proc):
     client.publish_until_output(SCENE.frame(9).rgb, BASE + 200_000_000_000)
     r = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(5, points=[(64, 48)], labels=[1])))
     assert r.success, r.message
+
+
+def test_waiting_calls_hold_no_executor_thread(client, node_proc):
+    """A long ~/segment_everything and 8 ~/add_prompt calls queued behind it on the inference thread: the lifecycle's
+    ~/get_state is answered while every one of them still waits (unfixed, each waiting call held one of the
+    executor's 4 threads, and a deactivate waited up to 17 s behind them)."""
+    from lifecycle_msgs.srv import GetState
+
+    from sam2_ros.srv import AddPrompt, SegmentEverything
+
+    client.publish_until_output(SCENE.frame(3).rgb, BASE + 300_000_000_000)
+    node = client.node
+    everything = node.create_client(SegmentEverything, "/sam2_churn/segment_everything")
+    prompts = [node.create_client(AddPrompt, "/sam2_churn/add_prompt") for _ in range(8)]
+    state = node.create_client(GetState, "/sam2_churn/get_state")
+    assert all(c.wait_for_service(timeout_sec=30) for c in [everything, state, *prompts])
+    long_call = everything.call_async(SegmentEverything.Request(points_per_side=48, track=False))
+    time.sleep(0.3)  # it has reached the inference thread
+    waiting = [c.call_async(AddPrompt.Request(prompt=prompt_msg(6, points=[(64, 48)], labels=[1]))) for c in prompts]
+    time.sleep(0.3)  # they are queued behind it
+    got = state.call_async(GetState.Request())
+    assert wait_for(got.done, 30), "get_state not answered"
+    still_waiting = sum(not f.done() for f in [long_call, *waiting])
+    print(f"get_state answered ({got.result().current_state.label}) with {still_waiting} of 9 calls still waiting")
+    assert not long_call.done() and still_waiting == 9, "the test needs calls waiting (make the long call longer)"
+    assert wait_for(lambda: all(f.done() for f in [long_call, *waiting]), 120), "every call is answered"
+    assert all(f.result().success for f in waiting), [f.result().message for f in waiting]
