@@ -95,7 +95,6 @@ class Demo:
         from geometry_msgs.msg import Point, PointStamped
 
         from sam2_ros.msg import Prompt
-        from sam2_ros.ros.conversions import array_to_image
 
         period = 1.0 / self.args.fps
         index, deadline, prompted_at = 0, time.monotonic() + self.args.startup_timeout, None
@@ -120,28 +119,44 @@ class Demo:
                 self.prompt_stamp, prompted_at = stamp, now
                 print(f"prompted frame {self.sent[stamp][0]}: click ({x:.0f}, {y:.0f}) on shape {clicked} (object 1), "
                       f"box {bounds} on shape {boxed} (object 2)", flush=True)
-            if prompted_at is None and (now > deadline or self.node_proc.poll() is not None):
-                print(f"the node produced no output ({'it exited' if self.node_proc.poll() is not None else 'timeout'})"
-                      f"; see {self.out / 'node.log'}", flush=True)
+            if prompted_at is None and self._startup_failed(now, deadline):
                 return 1
             if prompted_at is not None and now - prompted_at > self.args.seconds:
                 break
-            stamp = node.get_clock().now().nanoseconds
-            frame = self.scene.frame(index)
-            msg = _image(frame.rgb, stamp)
-            if self.depth_camera is not None:  # camera_info and the registered depth, the colour's header
-                depth = self.depth_camera.render(frame, "16UC1")
-                self.info_pub.publish(_camera_info(self.depth_camera.intrinsics, msg.header))
-                self.depth_pub.publish(array_to_image(depth.depth, "16UC1", msg.header))
-                with self.lock:
-                    self.truth_3d[stamp] = depth.centroids
-            with self.lock:
-                self.sent[stamp] = (index, time.monotonic())
-            self.camera.publish(msg)
+            self._send(node, index)
             index += 1
             time.sleep(max(0.0, period - (time.monotonic() - now)))
         time.sleep(1.0)  # let the last outputs arrive
         return 0
+
+    def _startup_failed(self, now: float, deadline: float) -> bool:
+        """True, saying why, when the node has exited or has produced no output by `deadline`."""
+        exited = self.node_proc.poll() is not None
+        if exited or now > deadline:
+            print(f"the node produced no output ({'it exited' if exited else 'timeout'}); see {self.out / 'node.log'}",
+                  flush=True)
+        return exited or now > deadline
+
+    def _send(self, node, index: int) -> None:
+        """Publish scene frame `index` stamped now (camera_info and depth first, with depth on) and note when."""
+        frame = self.scene.frame(index)
+        msg = _image(frame.rgb, node.get_clock().now().nanoseconds)
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if self.depth_camera is not None:  # camera_info and the registered depth, the colour's header
+            from sam2_ros.ros.conversions import array_to_image
+
+            depth = self.depth_camera.render(frame, "16UC1")
+            self.info_pub.publish(_camera_info(self.depth_camera.intrinsics, msg.header))
+            self.depth_pub.publish(array_to_image(depth.depth, "16UC1", msg.header))
+            with self.lock:
+                self.truth_3d[stamp] = depth.centroids
+        with self.lock:
+            self.sent[stamp] = (index, time.monotonic())
+        self.camera.publish(msg)
+        self._after_frame(frame, msg)
+
+    def _after_frame(self, frame, msg) -> None:
+        """What goes out right after a camera frame (the detector demo's detections)."""
 
     def _on_masks(self, msg) -> None:
         from sam2_ros.ros.conversions import image_to_array
@@ -181,8 +196,11 @@ class Demo:
         from PIL import Image as PilImage
 
         from sam2_ros.ros.conversions import image_to_array
+        from sam2_ros.ros.prompts import stamp_ns
 
-        if self.saved < self.args.max_frames:
+        with self.lock:  # only answers to our own frames (another run may share the DDS domain: ids are 1-100)
+            ours = stamp_ns(msg.header.stamp) in self.sent
+        if ours and self.saved < self.args.max_frames:
             PilImage.fromarray(image_to_array(msg)).save(self.out / f"overlay_{self.saved:04d}.png")
             self.saved += 1
 

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from sam2_ros.demo import Demo, _image
+from sam2_ros.demo import Demo
 from sam2_ros.objects.synthetic_detector import SyntheticDetector
 from sam2_ros.ros.client import spinning_node
 from sam2_ros.synthetic import jaccard
@@ -49,8 +49,6 @@ class DetectorDemo(Demo):
             return self._play(node)
 
     def _play(self, node) -> int:
-        from sam2_ros.ros.detections import detection_array
-
         period = 1.0 / self.args.fps
         index, deadline, started = 0, time.monotonic() + self.args.startup_timeout, None
         while True:
@@ -59,21 +57,20 @@ class DetectorDemo(Demo):
                 started = now
                 print(f"the node answers; the detector publishes {len(self.scene.object_ids)} shapes per frame as "
                       f"{', '.join(self.shape_of)} on {DETECTIONS_TOPIC}", flush=True)
-            if started is None and (now > deadline or self.node_proc.poll() is not None):
-                print(f"the node produced no output; see {self.out / 'node.log'}", flush=True)
+            if started is None and self._startup_failed(now, deadline):
                 return 1
             if started is not None and now - started > self.args.seconds:
                 break
-            frame = self.scene.frame(index)
-            msg = _image(frame.rgb, node.get_clock().now().nanoseconds)
-            with self.lock:
-                self.sent[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = (index, time.monotonic())
-            self.camera.publish(msg)
-            self.detections.publish(detection_array([d.raw for d in self.detector.detect(frame)], msg.header))
+            self._send(node, index)
             index += 1
             time.sleep(max(0.0, period - (time.monotonic() - now)))
         time.sleep(1.0)  # let the last outputs arrive
         return 0
+
+    def _after_frame(self, frame, msg) -> None:
+        from sam2_ros.ros.detections import detection_array
+
+        self.detections.publish(detection_array([d.raw for d in self.detector.detect(frame)], msg.header))
 
     def _on_event(self, msg) -> None:
         from sam2_ros.msg import ObjectEvent

@@ -1,7 +1,7 @@
 """What the test modules share: torch threads, this run's ROS environment, the node process of a module and its
 client. Importing a test module changes nothing; all of this applies while tests run.
 
-- torch threads: one (see _one_torch_thread); restored afterwards.
+- torch threads: one for each test (see _one_torch_thread); restored afterwards.
 - ROS: localhost discovery and one DDS domain per pytest process (concurrent runs never hear each other), set for
   the session in this process and handed to child processes by `ros_util.ros_env()`.
 - `node_proc` / `client`: one sam2 node process per module (parameters from the module's `node_params` fixture, which
@@ -15,10 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    """One torch CPU thread for every test: on this project's 2 shared cores two threads spin against each other
-    (test-fast measured 68 s with one thread vs 128 s with two, load average 4)."""
+    """One torch CPU thread for every test, set again before each (code under test may change it: build_engine applies
+    `cpu_threads`, the trainer its `threads`): on this project's 2 shared cores two threads spin against each other
+    (test-fast measured 68 s with one thread vs 128 s with two, load average 4; a 2,000-frame tracker test took 201 s
+    after an earlier test left two threads set, 14 s with one)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -16,7 +16,6 @@ from sam2_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from sam2_ros.ros.engine import build_engine
 from sam2_ros.ros.params import Settings
 
-torch.set_num_threads(2)
 MICRO = str(Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt")
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: auto picks it, not the CPU")
 

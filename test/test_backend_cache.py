@@ -17,7 +17,6 @@ from sam2_ros.backends.exported import strip_for_glue
 from sam2_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from sam2_ros.model import build_sam2
 
-torch.set_num_threads(2)
 ENGINE_PARTS = {"onnx_sha256": "ab" * 32, "tensorrt": "10.3.0", "gpu": "NVIDIA H100 80GB HBM3",
                 "compute_capability": "9.0", "precision": "fp16", "profile": {"curr": [[1, 256], [1, 256], [8, 256]]}}
 

@@ -15,7 +15,6 @@ from sam2_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from sam2_ros.backends.tensorrt_backend import tensorrt_unavailable
 from sam2_ros.model import build_sam2, weights_hash
 
-torch.set_num_threads(2)
 NO_TRT = tensorrt_unavailable("cuda")
 
 

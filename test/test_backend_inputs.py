@@ -20,7 +20,6 @@ from sam2_ros.synthetic import SyntheticScene
 from sam2_ros.tracking import StreamingTracker
 
 pytestmark = pytest.mark.slow  # a tiny-model export and two trackers: ~30 s
-torch.set_num_threads(2)
 CONFIG, SIZE = "sam2_hiera_t", 128  # SAM 2.0: no no_obj_embed_spatial, so the memory encoder ignores the score
 
 

@@ -18,7 +18,6 @@ from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
-torch.set_num_threads(2)
 MASK_TOL, FEAT_TOL = 1e-3, 1e-4
 SIZE = 256
 

@@ -24,7 +24,6 @@ from sam2_ros.export.parts import PART_SPECS
 from sam2_ros.model import build_sam2, get_config
 from sam2_ros.tracking import StreamingTracker
 
-torch.set_num_threads(2)
 NO_TRT = tensorrt_unavailable("cuda")
 needs_trt = pytest.mark.skipif(NO_TRT is not None, reason=f"TensorRT test skipped: {NO_TRT}")
 

@@ -18,7 +18,6 @@ from sam2_ros.model import build_sam2, get_config
 from sam2_ros.synthetic import SyntheticScene
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
-torch.set_num_threads(2)
 MICRO = Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA test skipped: no CUDA GPU visible to torch")
 

@@ -15,7 +15,6 @@ from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking import StreamingTracker
 
-torch.set_num_threads(2)
 SIZE = 256
 
 

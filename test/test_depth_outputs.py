@@ -49,7 +49,7 @@ class _Log:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def __call__(self, text: str) -> None:
+    def __call__(self, kind: str, text: str) -> None:  # the node's warn(kind, text): throttled per kind
         self.lines.append(text)
 
 

@@ -14,7 +14,6 @@ from sam2_ros.export.onnx_export import export_parts
 from sam2_ros.model import build_sam2
 from sam2_ros.model.rope import pair_tables
 
-torch.set_num_threads(2)
 CONFIG, SIZE = "sam2.1_hiera_t", 256
 RUNTIME_TABLE_OPS = {"OneHot", "Tile", "Range", "Sin", "Cos"}
 

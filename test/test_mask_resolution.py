@@ -45,7 +45,6 @@ def downsample(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def test_low_res_masks_agree_with_full_resolution():
     image_size = 256  # the micro model's own size (at other sizes its masks are noisy, unlike a real model's)
-    torch.set_num_threads(2)
     scene = SyntheticScene(480, 640, num_objects=4, seed=0)
     tracker = StreamingTracker(build_sam2("sam2_micro", checkpoint=CHECKPOINT, image_size=image_size))
     tracker.track(scene.frame(80).rgb)

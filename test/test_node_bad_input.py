@@ -4,6 +4,7 @@ One node process for the module (real tracker, tiny model, 128 px). The first te
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,6 +19,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 H, W = 96, 128
 SCENE = SyntheticScene(H, W, num_objects=2, seed=7)
 BASE = 1_800_000_000 * 1_000_000_000
+_SECONDS = itertools.count(1)  # good frames get increasing stamps, as from a camera (stamps going back > 1 s would be a
+                               # time jump: the node resets, see time_jump_reset)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def _add(client, prompt):
 def _still_answers(client, node_proc, index: int):
     """A good frame still comes out, with the objects it had before (state unchanged), and the process lives."""
     assert node_proc.popen.poll() is None, node_proc.output()
-    out = client.publish_until_output(SCENE.frame(index).rgb, BASE + index * 1_000_000_000)
+    out = client.publish_until_output(SCENE.frame(index).rgb, BASE + next(_SECONDS) * 1_000_000_000)
     return [o.object_id for o in out.objects]
 
 

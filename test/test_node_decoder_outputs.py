@@ -249,7 +249,8 @@ def test_low_resolution_masks_and_back_to_full(client):
 def test_segment_everything_needs_a_frame_and_finds_nothing_on_a_flat_one(client):
     stream = Stream(client)  # after a reset: no frame
     refused = everything(client)
-    assert not refused.success and "no image" in refused.message and not refused.masks.objects, refused.message
+    assert not refused.success and "no frame arrived since the reset" in refused.message and \
+        not refused.masks.objects, refused.message
     stamp, _ = stream.send(np.full((H, W, 3), 128, np.uint8))
     flat = everything(client, track=True)
     assert flat.success and not flat.masks.objects and stamp_of(flat.masks.header) == stamp, flat.message

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from sam2_ros.model.build import build_sam2
 from sam2_ros.objects import (EventKind, ObjectOptions, ObjectRegistry, RawDetection, apply_detections,
@@ -23,11 +22,8 @@ H, W, FPS = 240, 320, 15.0
 
 @pytest.fixture(scope="module")
 def model():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     assert CHECKPOINT.exists(), f"the trained micro checkpoint is missing: {CHECKPOINT}"
-    yield build_sam2("sam2_micro", checkpoint=CHECKPOINT).eval()
-    torch.set_num_threads(previous)
+    return build_sam2("sam2_micro", checkpoint=CHECKPOINT).eval()
 
 
 def run(model, camera, detector, frames, options=None):

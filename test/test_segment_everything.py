@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from oracle_backend import CachedEncoder
 from sam2_ros.backends.torch_backend import TorchBackend
@@ -40,7 +39,6 @@ class CountingBackend(CachedEncoder):
 
 @pytest.fixture(scope="module")
 def backend():
-    torch.set_num_threads(2)
     return CountingBackend(TorchBackend(build_sam2("sam2_micro", checkpoint=CHECKPOINT)))
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from oracle_backend import CachedEncoder
 from sam2_ros.backends.torch_backend import TorchBackend
@@ -23,7 +22,6 @@ FRAMES = [SCENE.frame(t).rgb for t in range(10)]
 
 @pytest.fixture(scope="module")
 def backend():
-    torch.set_num_threads(2)
     return CachedEncoder(TorchBackend(build_sam2("sam2_micro", checkpoint=CHECKPOINT)))
 
 

@@ -31,6 +31,7 @@ from sam2_ros.geometry import (
     DEPTH_ENCODINGS, DepthError, DepthPairingBuffer, GeometryParams, Intrinsics, IntrinsicsError, ObjectGeometry,
     depth_to_metres, extract_objects, pack_objects)
 from sam2_ros.ros import conversions as conv
+from sam2_ros.ros.logtext import kind_of
 from sam2_ros.ros.prompts import stamp_ns
 
 PAIRING_CAPACITY = 8       # depth images held: ~0.27 s at 30 Hz, more than a frame waits in the worker's slot
@@ -62,7 +63,7 @@ def geometry_params(settings) -> GeometryParams:
 class DepthOutputs:
     """Pairing, decoding and 3-D publishing for one configured node (inactive when use_depth is false)."""
 
-    def __init__(self, settings, stats, warn: Callable[[str], None]) -> None:
+    def __init__(self, settings, stats, warn: Callable[[str, str], None]) -> None:
         geometry_params(settings)  # refuse a bad combination at configure, not on the first frame
         self.enabled = bool(settings.use_depth)
         self.pairing: DepthPairingBuffer = DepthPairingBuffer(settings.depth_max_dt, PAIRING_CAPACITY)
@@ -74,8 +75,8 @@ class DepthOutputs:
     def add(self, msg) -> None:
         """The `depth` callback: hold a depth image by stamp (raw; decoded only when a colour frame pairs with it)."""
         if msg.encoding not in DEPTH_ENCODINGS:
-            self._warn(f"depth image refused: encoding {conv.quoted(msg.encoding)} is not a depth encoding (16UC1 / "
-                       "mono16 in mm, 32FC1 in m)")
+            self._warn("depth encoding", f"depth image refused: encoding {conv.quoted(msg.encoding)} is not a depth "
+                       "encoding (16UC1 / mono16 in mm, 32FC1 in m)")
             return
         self.pairing.add(stamp_ns(msg.header.stamp), msg)
 
@@ -104,9 +105,9 @@ class DepthOutputs:
         if len(self._refused) >= MAX_REFUSED_PAIRS:
             self._refused.clear()
         self._refused.add(key)
-        self._warn(f"depth image refused: its frame_id {conv.quoted(depth_frame)} is not the colour image's "
-                   f"{conv.quoted(colour_frame)} (depth must be registered to the colour camera, e.g. RealSense "
-                   "aligned_depth_to_color); no 3-D outputs while they differ (logged once)")
+        self._warn("depth frame_id", f"depth image refused: its frame_id {conv.quoted(depth_frame)} is not the "
+                   f"colour image's {conv.quoted(colour_frame)} (depth must be registered to the colour camera, e.g. "
+                   "RealSense aligned_depth_to_color); no 3-D outputs while they differ (logged once)")
 
     # ------------------------------------------------------------------ output side
     def publish(self, frame, out: conv.FrameOutputs, labels: Sequence[str], info, pubs: dict, settings) -> None:
@@ -117,12 +118,12 @@ class DepthOutputs:
         try:
             depth, intrinsics = decode(frame.depth, out.label.shape, info)
         except (conv.ImageError, DepthError, IntrinsicsError) as err:
-            self._warn(f"3-D outputs skipped: {err}")
+            self._warn(f"3-D outputs skipped: {kind_of(str(err))}", f"3-D outputs skipped: {err}")
             return
         try:  # anything else: this frame's 3-D outputs only, never its tracking (the worker would drop the frame)
             self._publish(frame.header, out, labels, depth, intrinsics, pubs, settings)
         except Exception as err:
-            self._warn(f"3-D outputs failed: {type(err).__name__}: {err}")
+            self._warn(f"3-D outputs failed: {type(err).__name__}", f"3-D outputs failed: {type(err).__name__}: {err}")
             return
         self.stats.geometry.add((time.perf_counter() - t0) * 1e3)
         self.stats.geometry_cpu.add((time.thread_time() - c0) * 1e3)

@@ -1,8 +1,9 @@
 """The `sam2` lifecycle node: camera + prompts in, per-object masks and confidences out (contract: ARCHITECTURE 3.3).
 
-Lifecycle: configure reads the parameters and loads the model/backend; activate creates the subscriptions, services and
-the inference thread; deactivate removes them; cleanup releases the model. Only the inference thread touches the
-tracker (see worker.py); callbacks convert messages and queue work.
+Lifecycle: configure reads the parameters, loads the model/backend and creates the publishers and services (which
+answer "inactive" until activate; services.py); activate creates the subscriptions and starts the inference thread;
+deactivate stops them; cleanup releases the services and the model. Only the inference thread touches the tracker
+(see worker.py); callbacks convert messages and queue work.
 """
 from __future__ import annotations
 
@@ -15,15 +16,13 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.service import Service
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
-from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from sam2_ros.msg import ObjectConfidenceArray, ObjectEvent, ObjectMaskArray, Prompt
@@ -34,13 +33,13 @@ from sam2_ros.ros.detections import OBJECT_PARAMS, DetectionLog, event_msgs, obj
 from sam2_ros.ros import decoder_outputs as dec
 from sam2_ros.ros.diagnostics import NodeStats, build_status
 from sam2_ros.ros.guard import guarded as _guarded
+from sam2_ros.ros.logtext import Throttle, clip, held_note, kind_of
 from sam2_ros.ros.params import (BY_NAME, PARAMS, Settings, declare_parameters, normalise, validate,
                                  validate_together)
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
 from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
+from sam2_ros.ros.services import INACTIVE, NodeServices
 from sam2_ros.ros.worker import Frame, InferenceWorker
-from sam2_ros.srv import AddPrompt, RemoveObject, SegmentEverything, SelectCandidate
-from sam2_ros.tracking.everything import segment_everything
 
 try:  # tf2 is not on PyPI; in a ROS workspace it lets ~/clicked_point come from any frame
     import tf2_ros
@@ -48,8 +47,6 @@ except ImportError:
     tf2_ros = None
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-SERVICE_TIMEOUT_S = 60.0
-THROTTLE_S = 2.0
 
 
 class Sam2Node(LifecycleNode):
@@ -64,17 +61,18 @@ class Sam2Node(LifecycleNode):
         self.engine = None
         self.worker: InferenceWorker | None = None
         self._pubs: dict[str, Any] = {}
-        self._entities: list[Any] = []      # subscriptions, services, timers of the active state
+        self._entities: list[Any] = []      # subscriptions, timers of the active state
         self.registry = ObjectRegistry()     # the objects: labels, status; used by the inference thread only
         self._detection_log = DetectionLog()
         self._camera_info: CameraInfo | None = None
         self._tf_buffer = None
         self._seq = itertools.count(1)
-        self._warned: dict[str, float] = {}
+        self._throttle = Throttle()          # warnings: one per kind of problem per THROTTLE_S
+        self._last_stamp = 0                 # header stamp (ns) of the last tracked frame: time jumps
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._depth_group = MutuallyExclusiveCallbackGroup()
-        self.depth = DepthOutputs(self.settings, self.stats, self._warn)  # use_depth: pairing + 3-D outputs
-        self._service_group = ReentrantCallbackGroup()
+        self.depth = DepthOutputs(self.settings, self.stats, self.warn)  # use_depth: pairing + 3-D outputs
+        self.service_handlers = NodeServices(self)   # from configure to cleanup; answer "inactive" unless active
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -84,7 +82,7 @@ class Sam2Node(LifecycleNode):
         from sam2_ros.ros.engine import build_engine
 
         try:
-            self.depth = DepthOutputs(self.settings, self.stats, self._warn)
+            self.depth = DepthOutputs(self.settings, self.stats, self.warn)
             self.engine = build_engine(self.settings, self.get_logger())
         except Exception as err:  # a bad checkpoint/config must leave the node unconfigured, not crash it
             self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
@@ -108,7 +106,10 @@ class Sam2Node(LifecycleNode):
         }
         if self.settings.use_depth:
             self._pubs.update(create_publishers(self, out_qos))
-        self.worker = InferenceWorker(self._track, self.settings.prompt_history, self._log_worker_error)
+        self.worker = InferenceWorker(self._track, self.settings.prompt_history,
+                                      lambda text: self.warn("tracking failed", text), self.settings.max_queued_jobs)
+        self._last_stamp = 0
+        self.service_handlers.create(self.settings.service_qos_depth)
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -116,7 +117,8 @@ class Sam2Node(LifecycleNode):
         image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.image_qos_depth,
                                reliability=ReliabilityPolicy.RELIABLE if s.image_reliability == "reliable"
                                else ReliabilityPolicy.BEST_EFFORT)
-        sub = self.create_subscription
+        sub, burst = self.create_subscription, QoSProfile(depth=s.input_qos_depth,
+                                                          reliability=ReliabilityPolicy.RELIABLE)
         if s.use_compressed:
             image_sub = sub(CompressedImage, "image/compressed", self._on_compressed, image_qos,
                             callback_group=self._image_group)
@@ -125,18 +127,11 @@ class Sam2Node(LifecycleNode):
         self._entities = [
             image_sub,
             sub(CameraInfo, "camera_info", self._on_camera_info, image_qos),
-            sub(Prompt, "~/prompt", self._on_prompt, 10),
-            sub(Detection2DArray, "~/detections", self._on_detections, 10),
-            sub(PointStamped, "~/click", lambda m: self._on_click(m, True), 10),
-            sub(PointStamped, "~/click_negative", lambda m: self._on_click(m, False), 10),
-            sub(PointStamped, "~/clicked_point", self._on_clicked_point, 10),
-            self.create_service(Trigger, "~/reset", self._srv_reset, callback_group=self._service_group),
-            self.create_service(RemoveObject, "~/remove_object", self._srv_remove, callback_group=self._service_group),
-            self.create_service(AddPrompt, "~/add_prompt", self._srv_add_prompt, callback_group=self._service_group),
-            self.create_service(SelectCandidate, "~/select_candidate", self._srv_select_candidate,
-                                callback_group=self._service_group),
-            self.create_service(SegmentEverything, "~/segment_everything", self._srv_segment_everything,
-                                callback_group=self._service_group),
+            sub(Prompt, "~/prompt", self._on_prompt, burst),
+            sub(Detection2DArray, "~/detections", self._on_detections, burst),
+            sub(PointStamped, "~/click", lambda m: self._on_click(m, True), burst),
+            sub(PointStamped, "~/click_negative", lambda m: self._on_click(m, False), burst),
+            sub(PointStamped, "~/clicked_point", self._on_clicked_point, burst),
             self.create_timer(s.diagnostics_period, self._publish_diagnostics),
         ]
         if s.use_depth:
@@ -148,30 +143,37 @@ class Sam2Node(LifecycleNode):
             self._tf_buffer = tf2_ros.Buffer()
             self._entities.append(tf2_ros.TransformListener(self._tf_buffer, self))
         self.worker.start()
+        self.service_handlers.gate.open()
         self.get_logger().info("active: waiting for images on " + self.resolve_topic_name(
             "image/compressed" if s.use_compressed else "image"))
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_active()
+        self._release_active("deactivating")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
+        self._release_all("cleaning up")
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_all()
+        self._release_all("shutting down")
         return super().on_shutdown(state)
 
-    def _release_active(self) -> None:
+    def _release_active(self, doing: str) -> None:
+        """Stop admitting service calls, stop the inference thread (waiting jobs are answered "not handled: the node
+        is `doing`"), wait for the calls in flight to be answered, then remove subscriptions and timers."""
+        t0 = time.monotonic()
+        self.service_handlers.gate.close(INACTIVE.format("inactive"))
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop(f"not handled: the node is {doing}")
+        t1 = time.monotonic()
+        self.service_handlers.gate.drain()
+        self.get_logger().info(f"{doing}: inference thread stopped in {t1 - t0:.2f} s, calls in flight answered in "
+                               f"{time.monotonic() - t1:.2f} s")
         for entity in self._entities:
             if isinstance(entity, Subscription):
                 self.destroy_subscription(entity)
-            elif isinstance(entity, Service):
-                self.destroy_service(entity)
             elif isinstance(entity, Timer):
                 self.destroy_timer(entity)
             else:  # tf2 listener
@@ -180,9 +182,10 @@ class Sam2Node(LifecycleNode):
         self._tf_buffer = None
         self.depth.clear()
 
-    def _release_all(self) -> None:
-        """Stop everything and drop the model (frees its memory)."""
-        self._release_active()
+    def _release_all(self, doing: str) -> None:
+        """Stop everything, destroy the services and drop the model (frees its memory)."""
+        self._release_active(doing)
+        self.service_handlers.destroy(doing)
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
@@ -214,22 +217,21 @@ class Sam2Node(LifecycleNode):
             except ValueError as err:
                 return SetParametersResult(successful=False, reason=str(err))
         self.settings = settings
+        if self.worker is not None:
+            self.worker.max_jobs = settings.max_queued_jobs
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- inputs
-    def _warn(self, text: str, key: str | None = None, warning: bool = True) -> None:
-        """Warn (or inform), at most once per THROTTLE_S for the same key (default: the text; bad streams repeat
-        every frame)."""
-        now, key = time.monotonic(), key or text
-        if now - self._warned.get(key, -1e9) >= THROTTLE_S:
-            self._warned[key] = now
+    def warn(self, kind: str, text: str, warning: bool = True) -> None:
+        """Warn (or inform) at most once per THROTTLE_S for each `kind` of problem (bad streams repeat every frame,
+        each time with another frame_id or stamp), saying how many of that kind were held back; `text` is clipped."""
+        ok, held = self._throttle.admit(kind)
+        if ok:
+            line = clip(text) + held_note(held)
             if warning:  # two call sites: rclpy refuses one call site that logs at two severities
-                self.get_logger().warning(text)
+                self.get_logger().warning(line)
             else:
-                self.get_logger().info(text)
-
-    def _log_worker_error(self, text: str) -> None:
-        self._warn(text)
+                self.get_logger().info(line)
 
     @_guarded
     def _on_image(self, msg: Image) -> None:
@@ -245,7 +247,8 @@ class Sam2Node(LifecycleNode):
         try:
             rgb = to_rgb(msg)
         except conv.ImageError as err:
-            self._warn(f"dropping {what} from {msg.header.frame_id or '?'}: {err}")
+            where = msg.header.frame_id or "?"
+            self.warn(f"dropping {what}: {kind_of(str(err))}", f"dropping {what} from {where}: {err}")
             return
         self.stats.convert_cpu.add((time.thread_time() - c0) * 1e3)
         self._offer(msg.header, rgb, t0)
@@ -275,7 +278,8 @@ class Sam2Node(LifecycleNode):
         raws, stamp = raw_detections(msg), stamp_ns(msg.header.stamp)
         future = self.worker.submit(lambda frame, found: self._apply_detections(raws, stamp, frame, found), stamp)
         future.add_done_callback(lambda f: f.exception() is None or
-                                 self._warn(f"~/detections ignored: {f.exception()}", "detections ignored"))
+                                 self.warn(f"detections ignored: {kind_of(str(f.exception()))}",
+                                           f"~/detections ignored: {f.exception()}"))
 
     @_guarded
     def _on_click(self, msg: PointStamped, positive: bool) -> None:
@@ -287,29 +291,44 @@ class Sam2Node(LifecycleNode):
     def _on_clicked_point(self, msg: PointStamped) -> None:
         info = self._camera_info
         if info is None:
-            self.get_logger().warning("~/clicked_point ignored: no camera_info received yet")
+            self.warn("clicked_point: no camera_info", "~/clicked_point ignored: no camera_info received yet")
             return
         newest = self.worker.newest() if self.worker else None
         try:
             u, v = clicked_point_pixel(msg, info, self._tf_buffer, newest.rgb.shape[:2] if newest else None)
         except ProjectionError as err:
-            self.get_logger().warning(f"~/clicked_point ignored: {err}")
+            self.warn(f"clicked_point ignored: {kind_of(str(err))}", f"~/clicked_point ignored: {err}")
             return
         self._submit_prompt(from_click(self.settings.click_object_id, u, v, True, 0, "~/clicked_point"))
 
     # ---------------------------------------------------------------- inference thread
     def _track(self, frame: Frame) -> None:
+        self._check_time_jump(frame)
         self.depth.pair(frame)              # depth that came with or before the colour
         t0 = time.perf_counter()
         result, events = track_frame(self.engine.tracker, self.registry, np.ascontiguousarray(frame.rgb),
                                      frame_stamp=frame.seq, stamp=frame.stamp * 1e-9)
         self.stats.inference.add((time.perf_counter() - t0) * 1e3)
         self.depth.pair(frame, final=True)  # or a little after it
-        self._publish_events(events, frame.header)
-        self._publish(frame, result)
+        self.publish_events(events, frame.header)
+        self.publish(frame, result)
         self.stats.outputs.add((time.monotonic() - frame.received) * 1e3)
 
-    def _publish(self, frame: Frame, result, want_masks: bool = False) -> ObjectMaskArray | None:
+    def _check_time_jump(self, frame: Frame) -> None:
+        """Inference thread: a header stamp more than `time_jump_reset` s older than the last tracked frame's (a
+        looping rosbag, a simulator reset) starts a new timeline: forget every object once, on this frame. Zero
+        stamps (no clock) and smaller reorderings change nothing."""
+        last, limit = self._last_stamp, self.settings.time_jump_reset
+        if frame.stamp == 0:
+            return
+        self._last_stamp = frame.stamp
+        back = (last - frame.stamp) * 1e-9
+        if last and limit > 0 and back > limit:
+            count = self.forget_objects(frame, f"time jump: stamps went back {back:.2f} s")
+            self.warn("time jump", f"time jump: camera stamps went back {back:.2f} s (more than time_jump_reset "
+                      f"{limit:g} s: a looping bag or a simulator reset); tracker reset, {count} object(s) forgotten")
+
+    def publish(self, frame: Frame, result, want_masks: bool = False) -> ObjectMaskArray | None:
         """Publish the enabled outputs of one frame with its header; returns the mask array when wanted or built."""
         t0, c0 = time.perf_counter(), time.thread_time()
         s, pubs = self.settings, self._pubs
@@ -333,7 +352,7 @@ class Sam2Node(LifecycleNode):
         self.depth.publish(frame, out, out.labels, self._camera_info, pubs, s)
         return masks
 
-    def _publish_events(self, events: list, header) -> None:
+    def publish_events(self, events: list, header) -> None:
         """Log and publish object events on the frame with `header` (one per transition, so never many)."""
         for e in events:
             self.get_logger().info(f"object {e.object_id} {e.label!r} {e.kind.name}: {e.reason}")
@@ -350,7 +369,7 @@ class Sam2Node(LifecycleNode):
         except ValueError:  # refused (max_objects): the tracker must not keep what the registry does not know
             self.engine.tracker.remove_object(object_id)
             raise
-        self._publish_events([event] if event else [], frame.header)
+        self.publish_events([event] if event else [], frame.header)
 
     def forget_objects(self, frame: Frame | None, reason: str) -> int:
         """Inference thread: forget every object and frame (registry, tracker, frame history) and publish one REMOVED
@@ -360,25 +379,33 @@ class Sam2Node(LifecycleNode):
         self.engine.tracker.reset()
         self.worker.clear_history()
         self.depth.clear()
-        self._publish_events(events, header)
+        self.publish_events(events, header)
         return len(events)
+
+    def need_frame(self, frame: Frame | None, what: str) -> None:
+        """Inference thread: raise PromptError unless a job has a frame to apply to; the reason says whether no image
+        ever arrived or none since the last reset (frames before a reset are forgotten)."""
+        if frame is not None:
+            return
+        if self.worker.frames_done == 0:
+            raise PromptError(f"no image received yet: {what} needs a frame to apply to")
+        raise PromptError(f"no frame arrived since the reset: {what} needs a frame to apply to (the "
+                          f"{self.worker.frames_done} frames before the reset are forgotten)")
 
     def _apply_detections(self, raws: list, stamp: int, frame: Frame | None, found: bool) -> None:
         """Inference thread: one detection array on the frame its stamp names (else the newest)."""
-        if frame is None:
-            raise PromptError("no image received yet")
+        self.need_frame(frame, "a detection array")
         detections = parse_detections(raws, frame.rgb.shape[:2])
         applied = apply_detections(self.engine.tracker, self.registry, detections, frame_stamp=frame.seq,
                                    stamp=frame.stamp * 1e-9)
         for key, warning, text in self._detection_log.lines(applied, self.registry, found, stamp):
-            self._warn(text, key, warning)
-        self._publish_events(list(applied.events), frame.header)
+            self.warn(key, text, warning)
+        self.publish_events(list(applied.events), frame.header)
 
-    def _apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray, Any]:
+    def apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray, Any]:
         """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
         (message, masks, candidates: (ObjectMaskArray, stabilities) of a multimask prompt, else None)."""
-        if frame is None:
-            raise PromptError("no image received yet: a prompt needs a frame to apply to")
+        self.need_frame(frame, "a prompt")
         t0 = time.perf_counter()
         p = prompt_args(spec, self.registry, self.registry.options.max_objects)
         made_by = self.registry.get(p.object_id) if p.object_id in self.registry else None
@@ -386,7 +413,7 @@ class Sam2Node(LifecycleNode):
                                                 mask=p.mask, stamp=frame.seq, replace=p.replace,
                                                 multimask=spec.multimask)
         self.object_prompted(p.object_id, frame, spec.label, spec.source)
-        masks = self._publish(frame, result, want_masks=True)
+        masks = self.publish(frame, result, want_masks=True)
         candidates = None if result.candidates is None else dec.candidate_masks(
             result.candidates, result, frame.header, self.settings.mask_resolution == "low",
             self.registry.get(p.object_id).label)
@@ -403,108 +430,16 @@ class Sam2Node(LifecycleNode):
     def _submit_prompt(self, spec: PromptSpec):
         if self.worker is None:
             return None
-        future = self.worker.submit(lambda frame, found: self._apply_prompt(spec, frame, found), spec.stamp)
+        future = self.worker.submit(lambda frame, found: self.apply_prompt(spec, frame, found), spec.stamp)
 
-        def report(f) -> None:
+        def report(f) -> None:  # a topic has no answer: the log line is it (one per prompt, clipped)
             err = f.exception()
             if err is not None:
-                self.get_logger().warning(f"{spec.source} refused: {err}")
+                self.get_logger().warning(clip(f"{spec.source} refused: {err}"))
             else:
-                self.get_logger().info(f"{spec.source}: {f.result()[0]}")
+                self.get_logger().info(clip(f"{spec.source}: {f.result()[0]}"))
         future.add_done_callback(report)
         return future
-
-    # ---------------------------------------------------------------- services
-    def _wait(self, future) -> tuple[bool, str, Any]:
-        try:
-            value = future.result(timeout=SERVICE_TIMEOUT_S)
-        except ValueError as err:  # a refused prompt or call: the message says why
-            return False, str(err), None
-        except Exception as err:
-            return False, f"{type(err).__name__}: {err}", None
-        return True, value[0], value[1]
-
-    @_guarded
-    def _srv_add_prompt(self, request, response):
-        spec = from_prompt_msg(request.prompt, "~/add_prompt")
-        if self.worker is None:
-            response.success, response.message = False, "the node is not active"
-            return response
-        future = self.worker.submit(lambda frame, found: self._apply_prompt(spec, frame, found), spec.stamp)
-        response.success, response.message, masks = self._wait(future)
-        if masks is not None:
-            response.masks = masks
-            if future.result()[2] is not None:
-                response.candidates, response.candidate_stability = future.result()[2]
-            self.get_logger().info(f"~/add_prompt: {response.message}")
-        else:
-            response.masks.header = request.prompt.header
-            self.get_logger().warning(f"~/add_prompt refused: {response.message}")
-        return response
-
-    @_guarded
-    def _srv_remove(self, request, response):
-        object_id = int(request.object_id)
-
-        def run(frame, found):
-            if object_id not in self.registry:
-                known = ", ".join(map(str, sorted(self.registry.ids))) or "none"
-                raise PromptError(f"unknown object id {object_id} (tracked: {known})")
-            self.engine.tracker.remove_object(object_id)
-            event = self.registry.remove(object_id, frame.stamp * 1e-9, "~/remove_object")
-            self._publish_events([event], frame.header)
-            return f"object {object_id} removed", None
-
-        response.success, response.message, _ = self._wait(self.worker.submit(run))
-        if response.success:
-            self.get_logger().info(f"~/remove_object: {response.message}")
-        else:
-            self.get_logger().warning(f"~/remove_object refused: {response.message}")
-        return response
-
-    def _answer(self, name: str, future, response):
-        """Fill a service response from a worker job's (message, masks) and log the outcome."""
-        response.success, response.message, masks = self._wait(future)
-        response.masks = masks if masks is not None else response.masks
-        if response.success:  # two call sites: rclpy refuses one that logs at two severities
-            self.get_logger().info(f"{name}: {response.message}")
-        else:
-            self.get_logger().warning(f"{name} refused: {response.message}")
-        return response
-
-    @_guarded
-    def _srv_select_candidate(self, request, response):
-        object_id, index = int(request.object_id), int(request.index)
-
-        def run(frame, found):  # the tracker refuses an unknown object or index (ValueError) before changing anything
-            result = self.engine.tracker.select_candidate(object_id, index)
-            at = self.worker.frame_with_seq(result.stamp)  # the candidates' frame: its masks are published again
-            masks = self._publish(at, result, want_masks=True) if at is not None else None
-            return f"object {object_id}: candidate {index} selected on frame {at.stamp if at else '?'}", masks
-        return self._answer("~/select_candidate", self.worker.submit(run), response)
-
-    @_guarded
-    def _srv_segment_everything(self, request, response):
-        def run(frame, found):
-            if frame is None:
-                raise PromptError("no image received yet: segment everything needs a frame")
-            args = dec.everything_args(request, self.settings, set(self.registry.ids))
-            everything = segment_everything(self.engine.tracker, frame.seq, **args)
-            for object_id in everything.object_ids:
-                self.object_prompted(object_id, frame, "", "~/segment_everything")
-            if everything.object_ids:  # the new objects' masks are published like a prompt's
-                self._publish(frame, self.engine.tracker.result(frame.seq))
-            return dec.everything_answer(everything, args, frame, self.settings.mask_resolution == "low")
-        return self._answer("~/segment_everything", self.worker.submit(run), response)
-
-    @_guarded
-    def _srv_reset(self, request, response):
-        def run(frame, found):
-            return f"reset: forgot {self.forget_objects(frame, '~/reset')} object(s)", None
-
-        response.success, response.message, _ = self._wait(self.worker.submit(run))
-        self.get_logger().info(f"~/reset: {response.message}")
-        return response
 
     # ---------------------------------------------------------------- diagnostics
     @_guarded

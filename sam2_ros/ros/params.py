@@ -81,6 +81,18 @@ class Settings:
         choices=("best_effort", "reliable"))
     image_qos_depth: int = _param(1, "QoS history depth of the image subscription", 1, 100, 1)
     output_qos_depth: int = _param(2, "QoS history depth of the (reliable) outputs", 1, 100, 1)
+    input_qos_depth: int = _param(
+        100, "QoS history depth (reliable) of ~/prompt, ~/detections and the click topics: a burst of this many "
+        "messages waits to be handled instead of being dropped", 1, 10000, 1)
+    service_qos_depth: int = _param(
+        100, "QoS history depth of the services' requests and responses: this many calls at once per service wait "
+        "to be answered instead of being dropped", 1, 10000, 1)
+    max_queued_jobs: int = _param(
+        100, "prompts, detection arrays and service calls waiting for the inference thread; one more is refused "
+        "with 'busy (N jobs queued)'", 1, 10000, 1, dynamic=True)
+    time_jump_reset: float = _param(
+        1.0, "seconds a camera stamp may go back before the tracker is reset once (a looping bag, a simulator "
+        "reset: WARN + REMOVED events); 0 = never", 0.0, 1e6, dynamic=True)
     use_compressed: bool = _param(
         False, "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image")
     publish_masks: bool = _param(True, "publish ~/masks (ObjectMaskArray)", dynamic=True)

@@ -2,6 +2,8 @@
 
 Only this thread touches the tracker. The image callback drops each frame into a one-slot buffer (an older waiting
 frame is replaced and counted as dropped); jobs run before the next frame, so a prompt is answered at decoder speed.
+The job queue is bounded (`max_jobs`): a job beyond it is refused at once with "busy (N jobs queued)", never dropped;
+jobs still waiting when the thread stops are refused with the reason given to `stop`.
 """
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ class Frame:
     depth: Any = None  # use_depth: the paired depth Image message, set on the inference thread (depth_outputs.py)
 
 
+class JobRefused(RuntimeError):
+    """A job the inference thread did not run (queue full, stopping); the text says why, for the caller's answer."""
+
+
 @dataclass
 class _Job:
     run: Callable[[Frame | None, bool], Any]  # (frame, stamp_found) -> result
@@ -36,14 +42,16 @@ class InferenceWorker:
     """Runs `track(frame)` on the newest frame and queued jobs in order, on one daemon thread."""
 
     def __init__(self, track: Callable[[Frame], None], history: int,
-                 on_error: Callable[[str], None] = lambda text: None) -> None:
+                 on_error: Callable[[str], None] = lambda text: None, max_jobs: int = 100) -> None:
         self._track = track
+        self.max_jobs = max_jobs  # jobs that may wait; read at each submit (a dynamic parameter)
         self._on_error = on_error
         self._cond = threading.Condition()
         self._pending: Frame | None = None
         self._jobs: collections.deque[_Job] = collections.deque()
         self._history: collections.deque[Frame] = collections.deque(maxlen=max(1, history))
         self._stop = False
+        self._stop_reason = ""
         self._thread: threading.Thread | None = None
         self.frames_in = 0
         self.frames_done = 0
@@ -51,24 +59,28 @@ class InferenceWorker:
         self.busy = False
 
     def start(self) -> None:
-        """Start the thread (idempotent)."""
-        if self._thread is None:
+        """Start the thread (idempotent). A previous thread that `stop` left finishing a long step is joined first:
+        two threads must never touch the tracker."""
+        if self._thread is not None and not self._stop:
+            return
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._cond:
             self._stop = False
             self._thread = threading.Thread(target=self._loop, name="sam2-inference", daemon=True)
-            self._thread.start()
+        self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the current step; waiting jobs fail with RuntimeError."""
+    def stop(self, reason: str = "not handled: the node is shutting down", timeout: float = 10.0) -> None:
+        """Stop after the current step (joined up to `timeout` s); waiting and later jobs fail with JobRefused(reason)."""
         with self._cond:
-            self._stop = True
+            self._stop, self._stop_reason = True, reason
             jobs, self._jobs = list(self._jobs), collections.deque()
             self._pending = None
             self._cond.notify_all()
         for job in jobs:
-            job.future.set_exception(RuntimeError("the node is shutting down"))
+            job.future.set_exception(JobRefused(reason))
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        self._thread = None
+            self._thread.join(timeout)  # a thread still in a long step ends after it; start() waits for that
 
     def submit_frame(self, frame: Frame) -> None:
         """Offer a frame; it replaces a frame still waiting (counted as dropped)."""
@@ -81,11 +93,14 @@ class InferenceWorker:
 
     def submit(self, run: Callable[[Frame | None, bool], Any], stamp: int = 0) -> Future:
         """Queue a job for the frame named by `stamp` (0 = newest tracked). It gets (frame, found) and its result
-        completes the returned future; a frame still waiting with exactly that stamp is tracked first."""
+        completes the returned future; a frame still waiting with exactly that stamp is tracked first. A full queue
+        or a stopped thread completes the future at once with JobRefused."""
         future: Future = Future()
         with self._cond:
-            if self._stop:
-                future.set_exception(RuntimeError("the node is shutting down"))
+            refusal = self._stop_reason if self._stop else \
+                f"busy ({len(self._jobs)} jobs queued)" if len(self._jobs) >= self.max_jobs else None
+            if refusal is not None:
+                future.set_exception(JobRefused(refusal))
                 return future
             self._jobs.append(_Job(run, int(stamp), future))
             self._cond.notify()
@@ -107,11 +122,12 @@ class InferenceWorker:
             self._history.clear()
 
     def _loop(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._cond:
-                while not self._stop and self._pending is None and not self._jobs:
+                while not self._stop and self._thread is me and self._pending is None and not self._jobs:
                     self._cond.wait()
-                if self._stop:
+                if self._stop or self._thread is not me:
                     return
                 job = self._jobs.popleft() if self._jobs else None
                 frame = None
