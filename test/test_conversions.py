@@ -135,6 +135,45 @@ def test_frame_outputs_label_image_and_min_iou():
     assert empty.label.shape == (4, 5) and not empty.label.any()
 
 
+def test_frame_outputs_are_in_ascending_id_order():
+    """The node's contract (README: ~/masks per object, ascending id): the tracker answers in insertion order (9, 3,
+    5); every per-object column, the columns' lookup and the label image's tie rule follow ascending ids."""
+    logits = np.full((3, 6, 8), -5.0, np.float32)
+    logits[0, 0:4, 0:4] = 2.0      # object 9
+    logits[1, 0:4, 0:4] = 2.0      # object 3: the same pixels and logits as 9 (a tie: the lower id owns them)
+    logits[2, 2:6, 2:8] = 1.0      # object 5: overlaps 9 and 3 on rows 2..3, cols 2..3 with a lower logit
+    logits[2, 3, 3] = 7.0          # ... except one pixel where it is surer
+    result = _Result([9, 3, 5], logits, [0.9, 0.3, 0.6], [0.7, 0.2, 0.5])
+    asked: list = []
+
+    def columns(ids):
+        asked.append(list(ids))
+        return [f"c{i}" for i in ids], np.array(ids, np.float32) / 10, np.array(ids, np.uint8) % 3
+
+    out = conv.frame_outputs(result, columns=columns)
+    assert out.object_ids == [3, 5, 9] and asked == [[3, 5, 9]]
+    np.testing.assert_allclose(out.iou, [0.3, 0.6, 0.9])
+    np.testing.assert_allclose(out.presence, [0.2, 0.5, 0.7])
+    np.testing.assert_array_equal(out.masks, result.masks[[1, 2, 0]])
+    assert out.labels == ["c3", "c5", "c9"] and out.boxes[0] == out.boxes[2] == (0, 0, 4, 4)
+    assert out.label[0, 0] == 3, "equal logits: the lower id owns the pixel"
+    assert out.label[2, 2] == 3 and out.label[3, 3] == 5 and out.label[5, 7] == 5
+    # the same result given in any order gives the same outputs (ties included)
+    for order in ([1, 2, 0], [2, 0, 1], [0, 2, 1]):
+        ids = [result.object_ids[i] for i in order]
+        again = conv.frame_outputs(_Result(ids, logits[order], result.iou[order], result.presence[order]),
+                                   columns=columns)
+        assert again.object_ids == out.object_ids and again.boxes == out.boxes and again.labels == out.labels
+        for name in ("masks", "iou", "presence", "label", "label_scores", "status"):
+            np.testing.assert_array_equal(getattr(again, name), getattr(out, name))
+    from std_msgs.msg import Header
+
+    masks = conv.to_mask_array(out, Header())
+    assert [o.object_id for o in masks.objects] == [3, 5, 9]
+    assert [o.label for o in masks.objects] == ["c3", "c5", "c9"]
+    assert list(conv.to_confidence_array(out, Header()).object_ids) == [3, 5, 9]
+
+
 def test_result_messages():
     from std_msgs.msg import Header
 

@@ -44,21 +44,26 @@ def test_low_res_outputs_follow_the_published_objects():
         out = conv.frame_outputs(result, threshold, min_iou=0.5)
         low = dec.low_res_outputs(result, out, threshold, 0.5)
         assert low.masks.shape == (3, 48, 64) and low.scale == pytest.approx(0.1)
-        assert not low.masks[1].any(), "gated by min_iou like the full mask"
-        for k in (0, 2):
+        assert out.object_ids == [2, 5, 9], "published in ascending id order"
+        assert not low.masks[0].any(), "gated by min_iou like the full mask (object 2, IoU 0.3)"
+        for k in (1, 2):
             agreement = jaccard(low.masks[k], downsample(out.masks[k:k + 1], (48, 64))[0])
             print(f"threshold {threshold}, object {out.object_ids[k]}: J(low, full downsampled) {agreement:.4f}")
             assert agreement >= 0.95
         if threshold:  # a higher threshold gives smaller masks, at both resolutions
             base = dec.low_res_outputs(result, conv.frame_outputs(result, 0.0, 0.5), 0.0, 0.5)
             assert low.masks.sum() < base.masks.sum()
-    # Objects published in another order than the tracker's (e.g. ascending ids): rows follow the published order.
+    # Objects published in another order than the tracker's (ascending ids): rows follow the published order.
     out = conv.frame_outputs(result, 0.0, 0.0)
-    order = np.argsort(out.object_ids)
-    ascending = dataclasses.replace(out, object_ids=[out.object_ids[i] for i in order], masks=out.masks[order],
-                                    iou=out.iou[order], presence=out.presence[order])
-    np.testing.assert_array_equal(dec.low_res_outputs(result, ascending, 0.0, 0.0).masks,
-                                  dec.low_res_outputs(result, out, 0.0, 0.0).masks[order])
+    order = [[5, 2, 9].index(object_id) for object_id in out.object_ids]  # tracker row of each published object
+    alone = [dec.low_res_outputs(result_of([i], grid_logits(3)[[k]], [0.9]),
+                                 conv.frame_outputs(result_of([i], grid_logits(3)[[k]], [0.9])), 0.0, 0.0).masks[0]
+             for i, k in zip(out.object_ids, order)]
+    np.testing.assert_array_equal(dec.low_res_outputs(result, out, 0.0, 0.0).masks, np.stack(alone))
+    shuffled = dataclasses.replace(out, object_ids=out.object_ids[::-1], masks=out.masks[::-1], iou=out.iou[::-1],
+                                   presence=out.presence[::-1])
+    np.testing.assert_array_equal(dec.low_res_outputs(result, shuffled, 0.0, 0.0).masks,
+                                  dec.low_res_outputs(result, out, 0.0, 0.0).masks[::-1])
     empty = result_of([], np.zeros((0, S, S), np.float32), [])
     assert dec.low_res_outputs(empty, conv.frame_outputs(empty), 0.0, 0.0).masks.shape == (0, 48, 64)
 

@@ -98,3 +98,15 @@ def test_detection_log_lines_and_the_limit_said_once():
     assert log.lines(_applied(), registry, True, 10) == []  # room again: re-armed
     registry.add(1, 2.0)
     assert [k for k, _, _ in log.lines(full, registry, True, 11)] == ["detections limit"]
+
+
+def test_detection_log_lines_have_bounded_length():
+    """A detector sending 40 malformed boxes made a 6.7 k-character line and a line per refused box (issue 19): the
+    first few are listed, then the count."""
+    registry, log = ObjectRegistry(), DetectionLog()
+    skipped = [(i, f"size must be > 0, got -{i} x 1e+300") for i in range(40)]
+    failed = [(i, "box corner (1e+09, 0) is outside the 64x48 image") for i in range(40)]
+    lines = log.lines(_applied(skipped=skipped, failed=failed), registry, True, 7)
+    assert all(len(text) <= 600 for _, _, text in lines), max(len(text) for _, _, text in lines)
+    assert "skipped 40 malformed: #0 size must be > 0" in lines[0][2] and "... (40 in all)" in lines[0][2]
+    assert len(lines) <= 7 and "refused by the tracker" in lines[-1][2] and "40" in lines[-1][2]

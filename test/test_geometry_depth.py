@@ -59,7 +59,8 @@ def test_intrinsics_from_k_both_forms():
     ([0.0] * 9, "not calibrated"),
     ([525, 0, 320, 0, 525, 240, 0, 0, 0], "not a pinhole"),
     ([525, 1.5, 320, 0, 525, 240, 0, 0, 1], "skew"),
-    ([-525, 0, 320, 0, 525, 240, 0, 0, 1], "not calibrated"),
+    ([-525, 0, 320, 0, 525, 240, 0, 0, 1], "focal length fx=-525, fy=525: both must be positive"),
+    ([525, 0, 320, 0, 0, 240, 0, 0, 1], "focal length fx=525, fy=0: both must be positive"),
     ([525, 0, np.nan, 0, 525, 240, 0, 0, 1], "finite"),
     ([525, 0, 320, 0, 525, 240], "9 elements"),
 ])

@@ -107,6 +107,39 @@ def test_add_prompt_service_answers_with_masks(fresh):
                                 ["masks"]), 10)
 
 
+def test_outputs_are_in_ascending_id_order(fresh):
+    """Objects prompted 9, 3, 5 come out as 3, 5, 9 on ~/masks and ~/confidence; 9 and 3 get the same box on the
+    same frame (the same decode, equal logits), so wherever they overlap the label image says 3 (the lower id)."""
+    from sam2_ros.ros.conversions import image_to_array
+    from sam2_ros.srv import AddPrompt
+
+    client, stamp, frame = fresh
+    for object_id, k in ((9, 0), (3, 0), (5, 1)):
+        r = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(object_id, stamp,
+                                                                                      box=frame.box(k))))
+        assert r.success, r.message
+    assert [o.object_id for o in r.masks.objects] == [3, 5, 9]
+
+    def settled():  # the third prompt's outputs arrived on every topic (one message per topic and publish)
+        outs = _outputs_for(client, stamp)
+        return any(len(m.objects) == 3 for m in outs["masks"]) and \
+            all(len(outs[t]) >= len(outs["masks"]) for t in NodeClient.OUTPUTS)
+    assert wait_for(settled, 30)
+    masks = _check_frame_outputs(client, stamp, [3, 5, 9])
+    conf = _outputs_for(client, stamp)["confidence"][-1]
+    assert [round(v, 5) for v in conf.iou] == [round(o.iou, 5) for o in masks.objects]
+    label = _outputs_for(client, stamp)["label_image"][-1]
+    label_px = image_to_array(label)[:, :, 0]
+    px = {o.object_id: image_to_array(o.mask)[:, :, 0] > 0 for o in masks.objects}
+    np.testing.assert_array_equal(px[3], px[9])
+    assert px[9].any(), "a box prompt gives a non-empty mask"
+    assert not (label_px == 9).any(), "object 9 ties with object 3 everywhere: the lower id owns those pixels"
+    assert (label_px[px[3] & ~px[5]] == 3).all()
+    nxt = stamp + 33_000_000
+    client.publish_until_output(SCENE.frame(frame.index + 1).rgb, nxt)
+    _check_frame_outputs(client, nxt, [3, 5, 9])
+
+
 def test_remove_object_and_reset(fresh):
     from std_srvs.srv import Trigger
 

@@ -58,6 +58,22 @@ def test_uncalibrated_and_unknown_model():
         project_point([0, 0, 1], K, [0.1, 0, 0, 0, 0], "equidistant")
 
 
+@pytest.mark.parametrize("k, d, text", [
+    ([-500.0, 0, 320, 0, 480, 240, 0, 0, 1], (), r"focal length fx=-500, fy=480: both must be positive"),
+    ([500.0, 0, 320, 0, -480, 240, 0, 0, 1], (), r"fx=500, fy=-480"),
+    ([0.0, 0, 320, 0, 480, 240, 0, 0, 1], (), r"fx=0, fy=480"),
+    ([500.0, 0, math.nan, 0, 480, 240, 0, 0, 1], (), "K is not finite"),
+    ([500.0, 0, 320, 0, math.inf, 240, 0, 0, 1], (), "K is not finite"),
+    (K, [0.1, math.nan, 0, 0, 0], "D is not finite"),
+    (K, [1e308, 1e308, 0, 0, 0], "non-finite pixel"),
+])
+def test_bad_calibration_says_what_is_wrong(k, d, text):
+    """Issue 19: a negative focal length was reported as "K is zero"; a NaN in K or D gave a NaN pixel."""
+    with pytest.raises(ProjectionError, match=text) as err:
+        project_point([0.1, 0.2, 1.0], k, d)
+    assert "K is zero" not in str(err.value)
+
+
 def test_transform_point():
     p = [1.0, 2.0, 3.0]
     np.testing.assert_allclose(transform_point(p, [0, 0, 0], [0, 0, 0, 1]), p)

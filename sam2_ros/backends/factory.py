@@ -6,7 +6,8 @@ the CPU (faster than torch there, see docs/BENCHMARKS.md), else torch. An export
 once into the cache; later starts reuse it.
 Fallback of a named backend: `tensorrt` without TensorRT or without a CUDA GPU -> torch on CUDA when there is a GPU,
 else ONNX Runtime on CPU when installed, else torch. `onnxruntime` without the package -> torch. A CUDA device
-without a GPU -> CPU. Each fallback is logged once per process (logging.warning).
+without a GPU -> CPU (the node refuses that instead, see missing_device); a GPU ordinal the machine lacks is a
+ValueError. Each fallback is logged once per process (logging.warning).
 """
 from __future__ import annotations
 
@@ -57,8 +58,29 @@ def _auto_backend(device: torch.device) -> str:
     return choice
 
 
+def missing_device(device: str | torch.device) -> str | None:
+    """Why a named torch device is not on this machine, or None when it is (always for auto and cpu). The node
+    refuses to configure on such a device rather than run elsewhere than it was told."""
+    if str(device) in ("auto", "cpu"):
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        return f"device {device!r} is not a torch device ({err})"
+    if dev.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return (f"device {dev} was requested but torch sees no CUDA GPU (torch {torch.__version__}, built for CUDA "
+                f"{torch.version.cuda or 'none'})")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        return f"device {dev} was requested but this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}"
+    return None
+
+
 def resolve_backend(name: str, device: str | torch.device) -> tuple[str, torch.device]:
-    """The backend and device that will actually run for the wanted ones (warns once about each fallback)."""
+    """The backend and device that will actually run for the wanted ones (warns once about each fallback; a GPU
+    ordinal this machine does not have is a ValueError)."""
     from sam2_ros.backends.onnxruntime_backend import onnxruntime_unavailable
     from sam2_ros.backends.tensorrt_backend import tensorrt_unavailable
 
@@ -66,6 +88,8 @@ def resolve_backend(name: str, device: str | torch.device) -> tuple[str, torch.d
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     device = torch.device("cuda" if str(device) == "auto" and torch.cuda.is_available() else
                           "cpu" if str(device) == "auto" else device)
+    if device.type == "cuda" and torch.cuda.is_available() and missing_device(device):
+        raise ValueError(missing_device(device))  # no fallback can mean the GPU the caller named
     if device.type == "cuda" and not torch.cuda.is_available():
         warn_once(f"device {device} requested but torch sees no CUDA GPU; running on cpu")
         device = torch.device("cpu")
@@ -235,4 +259,5 @@ def create_backend(name: str = "auto", model_config: str = "sam2.1_hiera_t", che
                            limits=ShapeLimits(max_objects=max_objects))
 
 
-__all__ = ["BACKENDS", "create_backend", "default_precision", "ensure_export", "resolve_backend", "warn_once"]
+__all__ = ["BACKENDS", "create_backend", "default_precision", "ensure_export", "missing_device", "resolve_backend",
+           "warn_once"]

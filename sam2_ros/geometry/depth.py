@@ -28,9 +28,13 @@ def depth_to_metres(depth: np.ndarray, encoding: str) -> np.ndarray:
     array's (a big-endian view from the decoder is fine); the result is a new native float32 array.
     """
     if encoding not in DEPTH_ENCODINGS:
-        raise DepthError(f"unsupported depth encoding {encoding!r} (supported: {', '.join(DEPTH_ENCODINGS)})")
+        shown = repr(encoding) if len(str(encoding)) <= 40 else repr(str(encoding)[:40]) + "..."  # from outside
+        raise DepthError(f"unsupported depth encoding {shown} (supported: {', '.join(DEPTH_ENCODINGS)})")
     dtype, unit = DEPTH_ENCODINGS[encoding]
-    arr = np.asarray(depth)
+    try:
+        arr = np.asarray(depth)
+    except ValueError:  # ragged nested sequences
+        raise DepthError(f"depth must be an [H, W] array, got a ragged {type(depth).__name__}") from None
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim != 2:

@@ -35,15 +35,20 @@ class Intrinsics:
         values = (self.fx, self.fy, self.cx, self.cy)
         if not all(np.isfinite(v) for v in values):
             raise IntrinsicsError(f"intrinsics must be finite, got fx={self.fx} fy={self.fy} cx={self.cx} cy={self.cy}")
+        if self.fx == 0.0 and self.fy == 0.0:
+            raise IntrinsicsError("camera is not calibrated (fx = fy = 0)")
         if self.fx <= 0.0 or self.fy <= 0.0:
-            raise IntrinsicsError(f"camera is not calibrated (fx={self.fx}, fy={self.fy}; K is zero?)")
+            raise IntrinsicsError(f"focal length fx={self.fx:g}, fy={self.fy:g}: both must be positive")
         if self.width <= 0 or self.height <= 0:
             raise IntrinsicsError(f"image size must be positive, got {self.width}x{self.height}")
 
     @classmethod
     def from_k(cls, k: Sequence[float] | np.ndarray, width: int, height: int) -> Intrinsics:
         """From a row-major 3x3 K (CameraInfo.k: 9 numbers, or a [3, 3] array) of a `width` x `height` image."""
-        kk = np.asarray(k, dtype=np.float64)
+        try:
+            kk = np.asarray(k, dtype=np.float64)
+        except (TypeError, ValueError):  # text, None, ragged sequences
+            raise IntrinsicsError(f"K must be 9 numbers, got a {type(k).__name__} that is not numeric") from None
         if kk.size != 9:
             raise IntrinsicsError(f"K must have 9 elements, got {kk.size}")
         kk = kk.reshape(3, 3)

@@ -91,6 +91,8 @@ def extract_object(mask: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics,
     window = depth[y0:y0 + h, x0:x0 + w]                     # [h', w'] metres (a view)
     valid = sub & (window >= params.depth_min)               # NaN compares False: invalid pixels go here
     valid &= window <= params.depth_max
+    if params.depth_min <= 0.0:                              # 0 (and -0) is "no reading" too, not a point at the lens
+        valid &= window > 0.0
     index = np.flatnonzero(valid)                            # [P] crop pixels, row-major
     if index.size == 0:
         return None

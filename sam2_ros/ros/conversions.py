@@ -41,10 +41,20 @@ class ImageError(ValueError):
     """An Image message that cannot be read (the text says why, for a log line or a service message)."""
 
 
+MAX_QUOTED = 40  # characters of a string from outside (an encoding, a format, a frame id) quoted in a reason
+
+
+def quoted(text: object, limit: int = MAX_QUOTED) -> str:
+    """repr() of a string from a message, cut to `limit` characters: a 5000-character encoding must not make a
+    5000-character log line."""
+    text = str(text)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def image_to_array(msg) -> np.ndarray:
     """Image message -> [H, W, C] view of its pixels in the message's own encoding (no copy; C = 1 for mono)."""
     if msg.encoding not in _ENCODINGS:
-        raise ImageError(f"unsupported encoding {msg.encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+        raise ImageError(f"unsupported encoding {quoted(msg.encoding)} (supported: {', '.join(SUPPORTED_ENCODINGS)})")
     channels, dtype, _ = _ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
@@ -69,7 +79,8 @@ def image_to_rgb(msg) -> np.ndarray:
     """Image message -> [H, W, 3] uint8 RGB for the tracker (a view for rgb8; 16-bit mono is min-max scaled)."""
     if msg.encoding not in COLOUR_ENCODINGS:
         depth = " (a depth encoding: subscribe it as `depth` with use_depth)" if msg.encoding in _ENCODINGS else ""
-        raise ImageError(f"unsupported encoding {msg.encoding!r}{depth} (supported: {', '.join(COLOUR_ENCODINGS)})")
+        raise ImageError(f"unsupported encoding {quoted(msg.encoding)}{depth} (supported: "
+                         f"{', '.join(COLOUR_ENCODINGS)})")
     arr = image_to_array(msg)
     order = _ENCODINGS[msg.encoding][2]
     if order is None:  # mono
@@ -91,11 +102,11 @@ def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarra
 
     data = bytes(msg.data)
     if not data:
-        raise ImageError(f"empty compressed image (format {msg.format!r})")
+        raise ImageError(f"empty compressed image (format {quoted(msg.format)})")
     try:
         image = PilImage.open(io.BytesIO(data), formats=COMPRESSED_FORMATS)
     except Exception:  # PIL raises several types for data it cannot identify
-        raise ImageError(f"not a PNG or JPEG image (format {msg.format!r})") from None
+        raise ImageError(f"not a PNG or JPEG image (format {quoted(msg.format)})") from None
     width, height = image.size
     if width * height > max_pixels or width == 0 or height == 0:
         raise ImageError(f"compressed image of {width}x{height} refused (limit {max_pixels} pixels)")
@@ -121,7 +132,7 @@ def array_to_image(arr: np.ndarray, encoding: str, header=None):
     from sensor_msgs.msg import Image
 
     if encoding not in _ENCODINGS:
-        raise ImageError(f"unsupported encoding {encoding!r}")
+        raise ImageError(f"unsupported encoding {quoted(encoding)}")
     channels, dtype, _ = _ENCODINGS[encoding]
     arr = np.asarray(arr)
     if arr.ndim == 2:
@@ -144,7 +155,7 @@ def mask_to_image(mask: np.ndarray, header=None):
 def prompt_mask_to_bool(msg) -> np.ndarray:
     """The mask of a Prompt (mono8/8UC1, non-zero = object) -> [H, W] bool (the tracker checks its size)."""
     if msg.encoding not in ("mono8", "8UC1"):
-        raise ImageError(f"prompt mask must be mono8, got {msg.encoding!r}")
+        raise ImageError(f"prompt mask must be mono8, got {quoted(msg.encoding)}")
     return image_to_array(msg)[:, :, 0] != 0
 
 
@@ -165,7 +176,8 @@ def _xywh(box: np.ndarray) -> tuple[int, int, int, int]:
 @dataclass
 class FrameOutputs:
     """One frame's result in the node's terms: what gets published (masks already gated by min_iou). Every per-object
-    column (labels and status included: the one place other outputs read them from) follows object_ids' order."""
+    column (labels and status included: the one place other outputs read them from) follows object_ids' order, which
+    is ascending (frame_outputs sorts)."""
 
     object_ids: list[int]
     masks: np.ndarray        # [N, H, W] bool
@@ -188,13 +200,23 @@ def _no_columns(ids: Sequence[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
 def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0,
                   columns: Columns = _no_columns) -> FrameOutputs:
     """TrackResult -> masks thresholded at `mask_threshold` (logits), emptied below `min_iou`, plus a label image;
-    `columns(ids)` gives (labels, label_scores, status) of the objects (the node's ObjectRegistry.columns)."""
+    `columns(ids)` gives (labels, label_scores, status) of the objects (the node's ObjectRegistry.columns).
+
+    Objects come out in ascending id order (the node's contract), whatever order the tracker answers in (the order
+    the objects were added), so every output built from this agrees; a label image pixel inside several masks goes
+    to the highest logit, on a tie to the lowest id."""
     logits = np.asarray(result.mask_logits, dtype=np.float32)  # [N, H, W]
     iou = np.clip(np.asarray(result.iou, dtype=np.float32).reshape(-1), 0.0, 1.0)
     presence = np.clip(np.asarray(result.presence, dtype=np.float32).reshape(-1), 0.0, 1.0)
     ids = [int(i) for i in result.object_ids]
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    tracker_masks = result.masks
+    if order != list(range(len(ids))):  # copies [N, H, W] only when the tracker's order is not already ascending
+        ids = [ids[k] for k in order]
+        logits, iou, presence = logits[order], iou[order], presence[order]
+        tracker_masks = np.asarray(tracker_masks)[order]
     if mask_threshold == 0.0:
-        masks = np.array(result.masks, dtype=bool, copy=True)  # the tracker's own logits > 0
+        masks = np.array(tracker_masks, dtype=bool, copy=True)  # the tracker's own logits > 0
     else:
         masks = logits > mask_threshold
     if len(ids):
@@ -209,7 +231,8 @@ def frame_outputs(result, mask_threshold: float = 0.0, min_iou: float = 0.0,
         overlap |= seen & masks[k]
         seen |= masks[k]
     if len(ids) > 1:
-        # Where masks overlap, the object with the highest logit owns the pixel (only those pixels are resolved).
+        # Where masks overlap, the object with the highest logit owns the pixel (only those pixels are resolved);
+        # argmax takes the first of equal logits: the lowest id, as the objects are in ascending id order.
         if overlap.any():
             ys, xs = np.nonzero(overlap)
             scores = np.where(masks[:, ys, xs], logits[:, ys, xs], -np.inf)  # [N, P]

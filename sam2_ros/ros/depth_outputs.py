@@ -75,8 +75,8 @@ class DepthOutputs:
     def add(self, msg) -> None:
         """The `depth` callback: hold a depth image by stamp (raw; decoded only when a colour frame pairs with it)."""
         if msg.encoding not in DEPTH_ENCODINGS:
-            self._warn("depth encoding", f"depth image refused: encoding {msg.encoding!r} is not a depth encoding "
-                       "(16UC1 / mono16 in mm, 32FC1 in m)")
+            self._warn("depth encoding", f"depth image refused: encoding {conv.quoted(msg.encoding)} is not a depth "
+                       "encoding (16UC1 / mono16 in mm, 32FC1 in m)")
             return
         self.pairing.add(stamp_ns(msg.header.stamp), msg)
 
@@ -105,9 +105,9 @@ class DepthOutputs:
         if len(self._refused) >= MAX_REFUSED_PAIRS:
             self._refused.clear()
         self._refused.add(key)
-        self._warn("depth frame_id", f"depth image refused: its frame_id {depth_frame!r} is not the colour image's "
-                   f"{colour_frame!r} (depth must be registered to the colour camera, e.g. RealSense "
-                   "aligned_depth_to_color); no 3-D outputs while they differ (logged once)")
+        self._warn("depth frame_id", f"depth image refused: its frame_id {conv.quoted(depth_frame)} is not the "
+                   f"colour image's {conv.quoted(colour_frame)} (depth must be registered to the colour camera, e.g. "
+                   "RealSense aligned_depth_to_color); no 3-D outputs while they differ (logged once)")
 
     # ------------------------------------------------------------------ output side
     def publish(self, frame, out: conv.FrameOutputs, labels: Sequence[str], info, pubs: dict, settings) -> None:

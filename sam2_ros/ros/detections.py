@@ -12,6 +12,7 @@ from typing import Any
 
 from sam2_ros.objects import AppliedDetections, Event, ObjectOptions, ObjectRegistry, RawDetection
 
+MAX_LISTED = 5  # malformed / refused detections written out per array (a log line of bounded length)
 # Parameters (sam2_ros/ros/params.py) that are ObjectOptions fields of the same name; max_objects is not dynamic.
 OBJECT_PARAMS = ("detection_classes", "detection_min_score", "detection_match_iou", "presence_threshold",
                  "lost_after", "remove_lost_after", "max_objects")
@@ -78,14 +79,19 @@ class DetectionLog:
               stamp_ns: int) -> list[tuple[str, bool, str]]:
         plan, out = applied.plan, []
         if plan.skipped:
+            listed = "; ".join(f"#{i} {reason}" for i, reason in plan.skipped[:MAX_LISTED])
+            more = f"; ... ({len(plan.skipped)} in all)" if len(plan.skipped) > MAX_LISTED else ""
             out.append(("detections skipped", True, f"~/detections (stamp {stamp_ns}): skipped {len(plan.skipped)} "
-                        "malformed: " + "; ".join(f"#{i} {reason}" for i, reason in plan.skipped)))
+                        f"malformed: {listed}{more}"))
         if not found:
             out.append(("detections late", False, f"~/detections: stamp {stamp_ns} names no tracked frame (dropped, or "
                         "older than prompt_history): applied to the newest frame"))
-        for i, error in applied.failed:
+        for i, error in applied.failed[:MAX_LISTED]:
             out.append((f"detections failed {i}", True, f"~/detections (stamp {stamp_ns}): detection #{i} refused by the "
                         f"tracker: {error}"))
+        if len(applied.failed) > MAX_LISTED:
+            out.append(("detections failed more", True, f"~/detections (stamp {stamp_ns}): {len(applied.failed)} "
+                        f"detections refused by the tracker in all ({MAX_LISTED} listed above)"))
         max_objects = registry.options.max_objects
         if plan.limit_reached and not self._limit_said:
             self._limit_said = True

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from sam2_ros.backends import create_backend
+from sam2_ros.backends.factory import missing_device
 from sam2_ros.ros.params import Settings
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
@@ -67,11 +68,15 @@ def _library_logs_to(ros_logger: Any) -> Iterator[None]:
 
 
 def build_engine(settings: Settings, ros_logger: Any) -> Engine:
-    """Settings -> StreamingTracker over the selected backend. Raises ValueError/RuntimeError with a clear reason.
+    """Settings -> StreamingTracker over the selected backend. Raises ValueError/RuntimeError with a clear reason,
+    e.g. for a `device` this machine does not have (cuda without a GPU, cuda:N beyond its GPUs).
 
     ros_logger: the node's logger (`.info`, `.warning`); the factory's messages (which backend `auto` chose, ONNX
     export progress and time, fallbacks) are forwarded to it.
     """
+    problem = missing_device(settings.device)
+    if problem:  # never run elsewhere than the parameter (and so the log line and /diagnostics) says
+        raise ValueError(f"{problem}; set device to auto (a GPU where there is one, else the CPU) or cpu")
     if settings.cpu_threads > 0:
         torch.set_num_threads(settings.cpu_threads)
     checkpoint = os.path.expanduser(settings.checkpoint) if settings.checkpoint else None

@@ -59,7 +59,8 @@ class Settings:
     backend: str = _param(
         "auto", "inference backend; auto = tensorrt where it and a GPU exist, else torch on the GPU, else onnxruntime "
         "on the CPU (exported once, cached)", choices=("auto", "torch", "onnxruntime", "tensorrt"))
-    device: str = _param("auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    device: str = _param("auto", "torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:N; a device "
+                                 "this machine does not have fails the configure")
     precision: str = _param(
         "auto", "inference precision; auto = fp16 for tensorrt, bf16 (fp16 without bf16) for torch on a GPU, fp32 on "
         "the CPU",

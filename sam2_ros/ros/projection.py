@@ -27,23 +27,53 @@ def project_point(xyz: Sequence[float], k: Sequence[float], d: Sequence[float] =
     if not np.isfinite([x, y, z]).all():
         raise ProjectionError(f"point ({x}, {y}, {z}) is not finite")
     if z <= 0.0:
-        raise ProjectionError(f"point ({x:.3f}, {y:.3f}, {z:.3f}) is not in front of the camera (z <= 0)")
-    kk = np.asarray(k, dtype=np.float64).reshape(3, 3)
+        raise ProjectionError(f"point ({x:.6g}, {y:.6g}, {z:.6g}) is not in front of the camera (z <= 0)")
+    kk = _camera_matrix(k)
     fx, fy, cx, cy = kk[0, 0], kk[1, 1], kk[0, 2], kk[1, 2]
-    if fx <= 0.0 or fy <= 0.0:
-        raise ProjectionError("camera_info has no calibration (K is zero)")
     a, b = x / z, y / z  # normalised image coordinates
     coeffs = [float(c) for c in d]
+    if not np.isfinite(coeffs).all():
+        raise ProjectionError(f"camera_info D is not finite: {_short(coeffs)}")
     if any(coeffs):
         if distortion_model not in DISTORTION_MODELS:
-            raise ProjectionError(f"distortion model {distortion_model!r} is not supported ({DISTORTION_MODELS})")
-        a, b = _distort(a, b, coeffs)
-    return fx * a + kk[0, 1] * b + cx, fy * b + cy
+            raise ProjectionError(f"distortion model {_short(distortion_model)!r} is not supported "
+                                  f"({DISTORTION_MODELS})")
+        with np.errstate(all="ignore"):  # huge coefficients overflow: refused just below
+            a, b = _distort(a, b, coeffs)
+    with np.errstate(all="ignore"):
+        u, v = fx * a + kk[0, 1] * b + cx, fy * b + cy
+    if not np.isfinite([u, v]).all():
+        raise ProjectionError(f"point ({x:.6g}, {y:.6g}, {z:.6g}) projects to a non-finite pixel with this "
+                              "camera_info (check its K and D)")
+    return float(u), float(v)
+
+
+def _camera_matrix(k: Sequence[float]) -> np.ndarray:
+    """CameraInfo.k (9 numbers, row-major) -> [3, 3]; ProjectionError says what makes it unusable."""
+    kk = np.asarray(k, dtype=np.float64)
+    if kk.size != 9:
+        raise ProjectionError(f"camera_info K must have 9 elements, got {kk.size}")
+    kk = kk.reshape(3, 3)
+    if not np.isfinite(kk).all():
+        raise ProjectionError(f"camera_info K is not finite: {_short(kk.reshape(-1).tolist())}")
+    if not kk.any():
+        raise ProjectionError("camera_info has no calibration (K is zero)")
+    fx, fy = kk[0, 0], kk[1, 1]
+    if fx <= 0.0 or fy <= 0.0:
+        raise ProjectionError(f"camera_info K has focal length fx={fx:g}, fy={fy:g}: both must be positive")
+    return kk
+
+
+def _short(value: object, limit: int = 200) -> str:
+    """str(value), cut to `limit` characters (the values come from outside and end up in log lines)."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _distort(a: float, b: float, d: list[float]) -> tuple[float, float]:
     """Brown-Conrady radial + tangential distortion (k1, k2, p1, p2[, k3[, k4, k5, k6]]) as OpenCV defines it."""
     k1, k2, p1, p2, k3, k4, k5, k6 = (d + [0.0] * 8)[:8]
+    a, b = np.float64(a), np.float64(b)  # numpy floats overflow to inf (refused by the caller), Python's raise
     r2 = a * a + b * b
     radial = (1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3) / (1 + k4 * r2 + k5 * r2 ** 2 + k6 * r2 ** 3)
     return (a * radial + 2 * p1 * a * b + p2 * (r2 + 2 * a * a),
@@ -53,9 +83,13 @@ def _distort(a: float, b: float, d: list[float]) -> tuple[float, float]:
 def transform_point(xyz: Sequence[float], translation: Sequence[float], quaternion_xyzw: Sequence[float]) -> np.ndarray:
     """Apply a rigid transform (as in geometry_msgs/Transform) to a point: R(q) @ p + t."""
     qx, qy, qz, qw = (float(v) for v in quaternion_xyzw)
-    n = np.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
-    if n == 0.0:
+    if not np.isfinite([qx, qy, qz, qw, *translation]).all():
+        raise ProjectionError("the transform is not finite")
+    largest = max(abs(qx), abs(qy), abs(qz), abs(qw))
+    if largest == 0.0:
         raise ProjectionError("zero quaternion")
+    qx, qy, qz, qw = qx / largest, qy / largest, qz / largest, qw / largest  # so that squaring cannot overflow
+    n = np.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
     qx, qy, qz, qw = qx / n, qy / n, qz / n, qw / n
     rot = np.array([
         [1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)],

@@ -14,6 +14,7 @@ from sam2_ros.ros.conversions import ImageError, prompt_mask_to_bool
 from sam2_ros.tracking.prompts import check_combination
 
 MAX_OBJECT_ID = 65535  # label images are at most 16-bit
+MAX_DESCRIBED = 8      # points written out in a prompt's log line / service message
 
 
 class PromptError(ValueError):
@@ -72,8 +73,11 @@ class PromptArgs:
         """What the prompt holds, for the log line / service message."""
         what = []
         if self.points is not None:
-            pairs = zip(self.points, self.labels)
-            what.append("points " + " ".join(f"({x:.1f}, {y:.1f}; {int(lab)})" for (x, y), lab in pairs))
+            pairs = list(zip(self.points, self.labels))
+            text = " ".join(f"({x:.1f}, {y:.1f}; {int(lab)})" for (x, y), lab in pairs[:MAX_DESCRIBED])
+            if len(pairs) > MAX_DESCRIBED:  # a log line / service message of bounded length
+                text += f" ... ({len(pairs)} points)"
+            what.append("points " + text)
         if self.box is not None:
             what.append("box (" + ", ".join(f"{v:.1f}" for v in self.box) + ")")
         if self.mask is not None:

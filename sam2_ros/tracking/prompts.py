@@ -52,13 +52,24 @@ def check_combination(points: object, labels: object, box: object, mask: object)
         raise ValueError("points and labels must be given together")
 
 
+MAX_LISTED = 8  # values quoted in a refusal: a prompt of 1000 points must not make a 17 k-character message
+
+
+def _listing(values: list) -> str:
+    """At most MAX_LISTED values, comma separated, then how many more there are."""
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values[:MAX_LISTED])
+    return shown + (f", ... ({len(values)} values)" if len(values) > MAX_LISTED else "")
+
+
 def _as_float_array(value: object, name: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be numeric: {err}") from err
+        raise ValueError(f"{name} must be numeric, got {type(value).__name__} ({str(err)[:80]})") from None
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"NaN or infinity in {name}: {array.tolist()}")
+        bad = np.flatnonzero(~np.isfinite(array.reshape(-1)))
+        raise ValueError(f"NaN or infinity in {name}: {bad.size} of {array.size} value(s), the first at flat index "
+                         f"{int(bad[0])} ({array.reshape(-1)[bad[0]]:g})")
     return array
 
 
@@ -116,7 +127,7 @@ def check_prompt(points: object, labels: object, box: object, mask: object, size
         if xy.shape[0] == 0:
             raise ValueError("points must hold at least one point")
         if not np.all((lab == 0) | (lab == 1)):
-            got = ", ".join(f"{v:g}" for v in sorted(set(lab.tolist())))
+            got = _listing(sorted(set(lab.tolist())))
             raise ValueError(f"labels must be 1 (foreground) or 0 (background), got {got}")
         _check_inside(xy, size, "point")
     return CheckedPrompt(None if xy is None else xy.astype(np.float32), None if lab is None else lab.astype(np.int32),
