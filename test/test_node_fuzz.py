@@ -154,8 +154,6 @@ def test_node_survives_generated_hostile_input_and_still_tracks(client, node_pro
     assert removed.success, removed.message
 
 
-@pytest.mark.xfail(strict=True, reason="node.py's event log line quotes a Prompt.label whole (`object N '<5000 "
-                   "characters>' ADDED`, Sam2Node.publish_events): issue 19 defect 5, node.py is the node branch's")
 def test_log_lines_have_bounded_length(node_proc):
     """After the fuzz run above: no log line longer than MAX_LOG_LINE characters (5000-character strings were sent
     as encodings, formats, frame ids, labels and class ids)."""

@@ -355,7 +355,7 @@ class Sam2Node(LifecycleNode):
     def publish_events(self, events: list, header) -> None:
         """Log and publish object events on the frame with `header` (one per transition, so never many)."""
         for e in events:
-            self.get_logger().info(f"object {e.object_id} {e.label!r} {e.kind.name}: {e.reason}")
+            self.get_logger().info(clip(f"object {e.object_id} {clip(e.label, 80)!r} {e.kind.name}: {e.reason}"))
         if events and self._pubs and self.context.ok():
             for msg in event_msgs(events, header):
                 self._pubs["events"].publish(msg)
