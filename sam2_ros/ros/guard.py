@@ -16,6 +16,8 @@ def guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return callback(self, *args)
         except Exception as err:
+            if not self.context.ok():  # SIGINT / SIGTERM came while it ran (e.g. publishing): that is no error
+                return None
             text = clip(f"{callback.__name__} failed: {type(err).__name__}: {err}")
             self.get_logger().error(text + "\n" + traceback.format_exc(limit=4))
             return None
