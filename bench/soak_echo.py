@@ -14,7 +14,7 @@ import numpy as np
 def main() -> int:
     """Run until SIGINT."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from sam2_ros.ros.client import spin_until_signal
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
@@ -38,14 +38,7 @@ def main() -> int:
 
     node.create_subscription(Image, "image", on_image, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
     node.create_service(AddPrompt, "~/add_prompt", add_prompt)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_signal(node)
 
 
 if __name__ == "__main__":
