@@ -105,7 +105,8 @@ def _send_rgbd(client, index: int, stamp: int, **depth_args):
     processing of it, as the frame may have been tracked more than once; the rendered DepthFrame)."""
     depth, d = _depth_msg(index, stamp, **depth_args)
     _send(client, index, stamp, lambda: any(_for_stamp(client, t, stamp) for t in OUTPUTS_3D), depth)
-    assert wait_for(lambda: all(_for_stamp(client, t, stamp) for t in OUTPUTS_3D), 10)
+    # and the frame's ~/confidence: published first, but another topic may deliver later (seen in a fresh clone)
+    assert wait_for(lambda: all(_for_stamp(client, t, stamp) for t in (*OUTPUTS_3D, "confidence")), 10)
     return {t: _for_stamp(client, t, stamp)[0] for t in OUTPUTS_3D}, d
 
 
