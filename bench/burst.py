@@ -53,7 +53,7 @@ def main() -> int:
     from sam2_ros.ros.conversions import array_to_image
     from sam2_ros.ros.prompts import stamp_ns
     from sam2_ros.srv import RemoveObject
-    from sam2_ros.synthetic import SyntheticScene
+    from sam2_ros.sim import SyntheticScene
 
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sam2_ros.geometry import GeometryParams, depth_to_metres, extract_objects, pack_objects  # noqa: E402
-from sam2_ros.synthetic import SyntheticScene  # noqa: E402
-from sam2_ros.synthetic_depth import SyntheticDepthCamera  # noqa: E402
+from sam2_ros.sim import SyntheticScene  # noqa: E402
+from sam2_ros.sim import SyntheticDepthCamera  # noqa: E402
 
 
 def bench(num_objects: int, voxel: float, args: argparse.Namespace) -> dict:

@@ -86,7 +86,7 @@ def build_model(config: str, size: int, device: str, checkpoint: Path | None = N
 
 def camera_frames(count: int, objects: int = 4) -> list[np.ndarray]:
     """Synthetic camera frames (moving shapes), [H, W, 3] uint8."""
-    from sam2_ros.synthetic import SyntheticScene
+    from sam2_ros.sim import SyntheticScene
 
     scene = SyntheticScene(*CAMERA, num_objects=objects, seed=0)
     return [scene.frame(i).rgb for i in range(count)]

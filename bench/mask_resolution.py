@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from sam2_ros.model.sam2 import postprocess_masks  # noqa: E402
-from sam2_ros.synthetic import SyntheticScene  # noqa: E402
+from sam2_ros.sim import SyntheticScene  # noqa: E402
 from sam2_ros.tracking.resolution import low_res_masks  # noqa: E402
 
 H, W = 480, 640

@@ -4,7 +4,7 @@ Starts the real sam2 node as a process (tiny model, random weights), subscribes 
 really serialises and sends), streams synthetic 640x480 rgb8 frames with two prompted objects, and reads the node's
 own stage timings from /diagnostics (convert_ms, publish_ms, inference_ms), plus end-to-end latency seen from here.
 
---depth (issue 15): the camera also publishes registered 16UC1 depth (640x480, sam2_ros.synthetic_depth) and
+--depth (issue 15): the camera also publishes registered 16UC1 depth (640x480, sam2_ros.sim.depth) and
 camera_info, the node runs with use_depth and all three 3-D outputs subscribed; the overhead adds geometry_ms (depth
 decode + 3-D extraction + 3-D messages published), and depth_paired_rate is reported.
 With random weights the masks are noise: use --model-config sam2_micro --checkpoint models/sam2_micro.pt for masks
@@ -74,8 +74,8 @@ def main() -> int:
     from sam2_ros.ros.conversions import array_to_image
     from sam2_ros.ros.prompts import stamp_ns
     from sam2_ros.srv import AddPrompt
-    from sam2_ros.synthetic import SyntheticScene
-    from sam2_ros.synthetic_depth import SyntheticDepthCamera
+    from sam2_ros.sim import SyntheticScene
+    from sam2_ros.sim import SyntheticDepthCamera
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     log = open(out_dir / "node_overhead_node.log", "wb")

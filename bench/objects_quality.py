@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sam2_ros.model.build import build_sam2  # noqa: E402
-from sam2_ros.objects.synthetic_detector import HiddenShapeScene, SyntheticDetector, pick_hide_window  # noqa: E402
-from sam2_ros.objects.synthetic_run import run_synthetic  # noqa: E402
-from sam2_ros.synthetic import SyntheticScene  # noqa: E402
+from sam2_ros.sim import HiddenShapeScene, SyntheticDetector, pick_hide_window  # noqa: E402
+from sam2_ros.sim import run_synthetic  # noqa: E402
+from sam2_ros.sim import SyntheticScene  # noqa: E402
 from sam2_ros.tracking import StreamingTracker  # noqa: E402
 
 

@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sam2_ros.objects.synthetic_detector import CLASS_NAMES  # noqa: E402
+from sam2_ros.sim import CLASS_NAMES  # noqa: E402
 from sam2_ros.ros import conversions as conv  # noqa: E402
 from sam2_ros.ros.overlay_text import caption_mask  # noqa: E402
-from sam2_ros.synthetic import SyntheticScene  # noqa: E402
+from sam2_ros.sim import SyntheticScene  # noqa: E402
 
 
 class _Result:

@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT)]
 
 from sam2_ros.backends.torch_backend import TorchBackend  # noqa: E402
 from sam2_ros.model import build_sam2  # noqa: E402
-from sam2_ros.synthetic import SyntheticScene, jaccard  # noqa: E402
+from sam2_ros.sim import SyntheticScene, jaccard  # noqa: E402
 from sam2_ros.tracking import StreamingTracker, segment_everything  # noqa: E402
 
 CHECKPOINT = ROOT / "models" / "sam2_micro.pt"

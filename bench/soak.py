@@ -164,7 +164,7 @@ def main() -> int:
     from sam2_ros.msg import ObjectMaskArray, Prompt
     from sam2_ros.ros.conversions import array_to_image
     from sam2_ros.srv import AddPrompt
-    from sam2_ros.synthetic import SyntheticScene
+    from sam2_ros.sim import SyntheticScene
 
     params = {"model_config": "sam2_micro", "checkpoint": str(ROOT / "models" / "sam2_micro.pt"),
               "image_size": args.image_size, "cpu_threads": args.threads, "backend": "torch",

@@ -6,7 +6,7 @@ visible one (object 2), as an operator would, records the overlay frames as PNGs
 ground truth (J = IoU). It writes a one-line summary and exits. With --detector no one clicks: a synthetic detector
 publishes each frame's boxes with class names and the node makes the objects (sam2_ros/demo_detector.py).
 
-With --depth the camera is an RGB-D camera (sam2_ros.synthetic_depth: registered 16UC1 depth + camera_info), the node
+With --depth the camera is an RGB-D camera (sam2_ros.sim.depth: registered 16UC1 depth + camera_info), the node
 runs with use_depth, and the summary adds each object's 3-D centroid error (~/detections_3d's centroid against the
 ground truth of the shape it was prompted on).
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from sam2_ros.ros.client import spinning_node, use_private_domain
-from sam2_ros.synthetic import SyntheticScene, jaccard
-from sam2_ros.synthetic_depth import SyntheticDepthCamera
+from sam2_ros.sim import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticDepthCamera
 
 ROOT = Path(__file__).resolve().parents[1]
 # models/sam2_micro.pt ships with the repository (trained here, see models/MODEL_CARD.md); Meta's files can be added.

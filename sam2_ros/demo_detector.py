@@ -13,9 +13,9 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from sam2_ros.demo import Demo
-from sam2_ros.objects.synthetic_detector import SyntheticDetector
+from sam2_ros.sim import SyntheticDetector
 from sam2_ros.ros.client import spinning_node
-from sam2_ros.synthetic import jaccard
+from sam2_ros.sim import jaccard
 
 DETECTIONS_TOPIC = "/demo/detections"
 

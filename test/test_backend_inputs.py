@@ -16,7 +16,7 @@ from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.export.onnx_export import read_metadata
 from sam2_ros.export.parts import PART_SPECS
 from sam2_ros.model import build_sam2
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 from sam2_ros.tracking import StreamingTracker
 
 pytestmark = pytest.mark.slow  # a tiny-model export and two trackers: ~30 s

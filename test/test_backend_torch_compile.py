@@ -15,7 +15,7 @@ import torch
 
 from sam2_ros.backends.torch_backend import TorchBackend, warmup_shapes
 from sam2_ros.model import build_sam2, get_config
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
 MICRO = Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt"

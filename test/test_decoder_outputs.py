@@ -16,7 +16,7 @@ from sam2_ros.ros import conversions as conv
 from sam2_ros.ros import decoder_outputs as dec
 from sam2_ros.ros.params import Settings
 from sam2_ros.ros.prompts import PromptError
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticScene, jaccard
 from sam2_ros.tracking import everything
 from sam2_ros.tracking.state import Candidates, TrackResult
 from test_mask_resolution import downsample

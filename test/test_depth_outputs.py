@@ -12,8 +12,8 @@ from sam2_ros.ros.depth_outputs import (
 from sam2_ros.ros.diagnostics import NodeStats
 from sam2_ros.ros.params import Settings
 from sam2_ros.ros.worker import Frame
-from sam2_ros.synthetic import SyntheticScene
-from sam2_ros.synthetic_depth import SyntheticDepthCamera
+from sam2_ros.sim import SyntheticScene
+from sam2_ros.sim import SyntheticDepthCamera
 
 READ_DTYPE = np.dtype({"names": ["x", "y", "z", "label"], "formats": ["<f4", "<f4", "<f4", "<u4"],
                        "offsets": [0, 4, 8, 12], "itemsize": 16})

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sam2_ros.geometry import GeometryParams, depth_to_metres, extract_objects
-from sam2_ros.synthetic import SyntheticScene
-from sam2_ros.synthetic_depth import SyntheticDepthCamera, erosion_shift
+from sam2_ros.sim import SyntheticScene
+from sam2_ros.sim import SyntheticDepthCamera, erosion_shift
 
 
 def test_deterministic_and_random_access():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from sam2_ros.model import build_sam2
 from sam2_ros.model.sam2 import postprocess_masks
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticScene, jaccard
 from sam2_ros.tracking import StreamingTracker
 from sam2_ros.tracking.resolution import MAX_SIDE, low_res_masks, low_res_size
 

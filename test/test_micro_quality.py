@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sam2_ros.model.build import build_sam2
-from sam2_ros.synthetic import jaccard
+from sam2_ros.sim import jaccard
 from sam2_ros.training.data import make_eval_clip
 from sam2_ros.training.evaluate import EVAL_SEED_BASE, measure, rollout_masks, track_masks
 

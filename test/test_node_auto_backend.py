@@ -12,7 +12,7 @@ import torch
 from fixtures.node_harness import NodeClient, start_node
 from ros_util import ros_env, wait_for
 from sam2_ros.ros.client import spinning_node
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 MICRO = str(Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt")

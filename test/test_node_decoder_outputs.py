@@ -14,7 +14,7 @@ import pytest
 
 from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of
 from ros_util import wait_for
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticScene, jaccard
 from test_mask_resolution import downsample
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

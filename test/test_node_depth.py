@@ -18,8 +18,8 @@ import pytest
 from fixtures.node_harness import image_msg, prompt_msg, stamp_of
 from ros_util import ROOT, wait_for
 from sam2_ros.ros.conversions import PALETTE, array_to_image
-from sam2_ros.synthetic import SyntheticScene
-from sam2_ros.synthetic_depth import SyntheticDepthCamera, erosion_shift
+from sam2_ros.sim import SyntheticScene
+from sam2_ros.sim import SyntheticDepthCamera, erosion_shift
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ import pytest
 from fixtures.node_harness import prompt_msg, stamp_of
 from ros_util import ROOT, Proc, ros_env, wait_for
 from sam2_ros.objects import RawDetection, rotated_size_for_bounds
-from sam2_ros.objects.synthetic_detector import CLASS_NAMES, HiddenShapeScene, pick_hide_window
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import CLASS_NAMES, HiddenShapeScene, pick_hide_window
+from sam2_ros.sim import SyntheticScene, jaccard
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

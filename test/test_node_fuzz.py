@@ -17,7 +17,7 @@ import pytest
 from fixtures import hostile
 from fixtures.node_harness import image_msg, prompt_msg, stamp_of
 from ros_util import ROOT, wait_for
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticScene, jaccard
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

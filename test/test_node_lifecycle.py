@@ -11,7 +11,7 @@ import pytest
 from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
 from ros_util import wait_for
 from sam2_ros.ros.client import spinning_node
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ import pytest
 
 from fixtures.node_harness import image_msg, prompt_msg
 from ros_util import wait_for
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.node_harness import prompt_msg
 from ros_util import wait_for
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import pytest
 from fixtures.checkpoint import write_checkpoint
 from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of
 from ros_util import wait_for
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -70,7 +70,7 @@ def test_rotated_boxes_reduce_to_their_axis_aligned_bounds():
 
 
 def test_mask_boxes_match_the_synthetic_frame_boxes():
-    from sam2_ros.synthetic import SyntheticScene
+    from sam2_ros.sim import SyntheticScene
 
     frame = SyntheticScene(*SIZE, num_objects=4, seed=3).frame(7)
     masks = np.concatenate([frame.masks, np.zeros((1, *SIZE), bool)])

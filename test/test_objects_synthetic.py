@@ -1,12 +1,12 @@
-"""The synthetic detector and the scene with a shape out of view (sam2_ros.objects.synthetic_detector): boxes equal the
+"""The synthetic detector and the scene with a shape out of view (sam2_ros.sim.detector): boxes equal the
 ground truth, noise is seeded, rotated output keeps its bounds, and hiding a shape keeps pixels and masks consistent."""
 import numpy as np
 import pytest
 
 from sam2_ros.objects import parse_detections
-from sam2_ros.objects.synthetic_detector import (CLASS_NAMES, FALSE_POSITIVE_CLASS, HiddenShapeScene, SyntheticDetector,
+from sam2_ros.sim import (CLASS_NAMES, FALSE_POSITIVE_CLASS, HiddenShapeScene, SyntheticDetector,
                                                  pick_hide_window)
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 H, W = 240, 320
 

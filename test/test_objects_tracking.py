@@ -11,9 +11,9 @@ import pytest
 from sam2_ros.model.build import build_sam2
 from sam2_ros.objects import (EventKind, ObjectOptions, ObjectRegistry, RawDetection, apply_detections,
                               parse_detections)
-from sam2_ros.objects.synthetic_detector import HiddenShapeScene, SyntheticDetector, pick_hide_window
-from sam2_ros.objects.synthetic_run import run_synthetic
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import HiddenShapeScene, SyntheticDetector, pick_hide_window
+from sam2_ros.sim import run_synthetic
+from sam2_ros.sim import SyntheticScene
 from sam2_ros.tracking import StreamingTracker
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt"

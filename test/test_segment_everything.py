@@ -16,7 +16,7 @@ import pytest
 from oracle_backend import CachedEncoder
 from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticScene, jaccard
 from sam2_ros.tracking import StreamingTracker
 from sam2_ros.tracking.everything import point_grid, segment_everything
 

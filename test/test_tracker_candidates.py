@@ -11,7 +11,7 @@ import pytest
 from oracle_backend import CachedEncoder
 from sam2_ros.backends.torch_backend import TorchBackend
 from sam2_ros.model import build_sam2
-from sam2_ros.synthetic import SyntheticScene, jaccard
+from sam2_ros.sim import SyntheticScene, jaccard
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt"

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from sam2_ros.synthetic import SyntheticScene, inner_point
+from sam2_ros.sim import SyntheticScene, inner_point
 from sam2_ros.training.data import make_clip, make_eval_clip
 from sam2_ros.training.prompts import corrective_click, initial_prompt, sample_box, sample_points
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from sam2_ros.model.sam2 import IMAGE_MEAN, IMAGE_STD
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 from sam2_ros.training.data import make_clip
 
 MIN_AREA = 0.003  # a target must cover at least this fraction of the prompted frame

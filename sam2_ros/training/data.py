@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sam2_ros.sim.shapes import hsv_to_rgb, outline_mask
+
 
 @dataclass
 class Clip:
@@ -22,14 +24,6 @@ class Clip:
     @property
     def num_objects(self) -> int:
         return int(self.masks.shape[1])
-
-
-def _hsv(h: float, s: float, v: float) -> np.ndarray:
-    """HSV in [0, 1] -> RGB float 0..255."""
-    i = int(h * 6) % 6
-    f = h * 6 - int(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i], np.float32) * 255
 
 
 def _background(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -63,8 +57,8 @@ def _object(rng: np.random.Generator, size: int, num_frames: int, like: dict | N
         obj["sides"] = int(rng.choice([0, 0, 3, 4, 4, 5, 6]))  # 0: smooth outline from harmonics
         obj["harmonics"] = [(k, rng.uniform(0, 0.25 / k), rng.uniform(0, 6.3)) for k in range(2, 6)]
         hue = rng.uniform()
-        obj["colour"] = _hsv(hue, rng.uniform(0.2, 1.0), rng.uniform(0.3, 1.0))
-        obj["colour2"] = _hsv((hue + rng.uniform(0.1, 0.5)) % 1, rng.uniform(0.2, 1.0), rng.uniform(0.3, 1.0))
+        obj["colour"] = hsv_to_rgb(hue, rng.uniform(0.2, 1.0), rng.uniform(0.3, 1.0))
+        obj["colour2"] = hsv_to_rgb((hue + rng.uniform(0.1, 0.5)) % 1, rng.uniform(0.2, 1.0), rng.uniform(0.3, 1.0))
         obj["pattern"] = int(rng.integers(0, 4))  # flat, stripes, checker, radial gradient
         obj["freq"] = rng.uniform(0.1, 0.5)
         obj["aspect"] = rng.uniform(0.5, 1.0)
@@ -86,21 +80,6 @@ def _path(obj: dict, num_frames: int, size: int, margin: float) -> np.ndarray:
     raw = obj["pos"][None, :] + obj["vel"][None, :] * np.arange(num_frames)[:, None] - lo
     folded = np.mod(raw, 2 * span)
     return np.where(folded > span, 2 * span - folded, folded) + lo
-
-
-def _shape_mask(obj: dict, dx: np.ndarray, dy: np.ndarray, radius: float, angle: float) -> np.ndarray:
-    """Inside test of the object's outline at offsets (dx, dy) from its centre."""
-    u = dx * np.cos(angle) + dy * np.sin(angle)
-    v = (-dx * np.sin(angle) + dy * np.cos(angle)) / obj["aspect"]
-    r = np.hypot(u, v)
-    theta = np.arctan2(v, u)
-    n = obj["sides"]
-    if n:  # regular polygon: distance to the edge along theta
-        sector = 2 * np.pi / n
-        edge = radius * np.cos(np.pi / n) / np.cos(np.mod(theta, sector) - sector / 2)
-    else:
-        edge = radius * (1 + sum(a * np.cos(k * theta + p) for k, a, p in obj["harmonics"]))
-    return r <= edge
 
 
 def _paint(obj: dict, dx: np.ndarray, dy: np.ndarray, angle: float, shade: float) -> np.ndarray:
@@ -167,7 +146,7 @@ def make_clip(rng: np.random.Generator, num_frames: int = 4, size: int = 256, nu
             if y1 <= y0 or x1 <= x0:
                 continue
             dx, dy = xx[y0:y1, x0:x1] - cx, yy[y0:y1, x0:x1] - cy
-            inside = _shape_mask(obj, dx, dy, radius, angle)
+            inside = outline_mask(obj["sides"], obj["harmonics"], obj["aspect"], dx, dy, radius, angle)
             shade = 0.85 + 0.3 * (0.5 + 0.5 * np.sin(0.3 * t + k))
             patch = img[y0:y1, x0:x1]
             patch[inside] = _paint(obj, dx, dy, angle, shade)[inside]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from sam2_ros.model.sam2 import Sam2Model, postprocess_masks
-from sam2_ros.synthetic import inner_point, jaccard
+from sam2_ros.sim import inner_point, jaccard
 from sam2_ros.training.data import Clip, make_eval_clip
 
 EVAL_SEED_BASE = 1_000_000  # test clips (the quality test) use seeds from here on; training never does

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SHAPES = ("disc", "box", "ellipse", "triangle")
+from sam2_ros.sim.shapes import SHAPES, hsv_to_rgb, named_shape_mask, texture
 
 
 @dataclass
@@ -62,7 +62,7 @@ class SyntheticScene:
             raise ValueError(f"num_objects must be >= 0, got {num_objects}")
         self.height, self.width, self.num_objects, self.seed = height, width, num_objects, seed
         rng = np.random.default_rng(seed)
-        self._background = _texture(height, width, rng)
+        self._background = texture(height, width, rng)
         side = min(height, width)
         self._objects = []
         for k in range(num_objects):
@@ -71,7 +71,7 @@ class SyntheticScene:
                 shape=SHAPES[k % len(SHAPES)],
                 size=side * rng.uniform(0.12, 0.25),           # radius-like extent, pixels
                 aspect=rng.uniform(0.55, 1.0),
-                colour=_hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0)),
+                colour=hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0)),
                 centre=(rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height),
                 amplitude=(rng.uniform(0.1, 0.25) * width, rng.uniform(0.1, 0.25) * height),
                 speed=(rng.uniform(0.02, 0.06), rng.uniform(0.02, 0.06)),  # radians per frame
@@ -96,7 +96,7 @@ class SyntheticScene:
             mask = np.zeros((self.height, self.width), bool)
             if y1 > y0 and x1 > x0:
                 xx, yy = self._xx[y0:y1, x0:x1], self._yy[y0:y1, x0:x1]
-                local = _shape_mask(obj["shape"], xx - cx, yy - cy, obj["size"], obj["aspect"], angle)
+                local = named_shape_mask(obj["shape"], xx - cx, yy - cy, obj["size"], obj["aspect"], angle)
                 mask[y0:y1, x0:x1] = local
                 # A little shading so objects are not flat paint: stripes along the object's own axis.
                 u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
@@ -112,48 +112,3 @@ class SyntheticScene:
             visible.append(vis)
         masks = np.stack(visible) if visible else np.zeros((0, self.height, self.width), bool)
         return SyntheticFrame(index, rgb, masks, list(self.object_ids))
-
-
-def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, size: float, aspect: float, angle: float) -> np.ndarray:
-    """Inside-test of one shape at offsets (dx, dy) from its centre, rotated by `angle`."""
-    u = dx * np.cos(angle) + dy * np.sin(angle)   # object axes
-    v = -dx * np.sin(angle) + dy * np.cos(angle)
-    if shape == "disc":
-        return dx * dx + dy * dy <= size * size
-    if shape == "box":
-        return (np.abs(u) <= size) & (np.abs(v) <= size * aspect)
-    if shape == "ellipse":
-        return (u / size) ** 2 + (v / (size * aspect)) ** 2 <= 1.0
-    # triangle: three half-planes of an equilateral triangle with circumradius `size`
-    inside = np.ones_like(u, dtype=bool)
-    for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3):
-        inside &= u * np.cos(a) + v * np.sin(a) <= size / 2
-    return inside
-
-
-def _texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Muted, smoothly varying background with fine grain (so the model sees texture, not a flat colour)."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.zeros((height, width, 3), np.float32)
-    for _ in range(6):  # low-frequency waves in random directions and colours
-        fx, fy = rng.uniform(-0.05, 0.05, 2)
-        wave = np.sin(xx * fx + yy * fy + rng.uniform(0, 2 * np.pi))
-        img += wave[:, :, None] * rng.uniform(5, 20, 3)[None, None, :]
-    checker = ((xx // 24 + yy // 24) % 2)[:, :, None] * 12.0
-    img += 110 + checker + rng.normal(0, 6, (height, width, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
-    """HSV in [0, 1] -> RGB float in [0, 255]."""
-    i = int(h * 6) % 6
-    f = h * 6 - int(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    r, g, b = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
-    return np.array([r, g, b], np.float32) * 255
-
-
-def jaccard(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Region similarity J (IoU) of two boolean masks; 1.0 when both are empty."""
-    union = np.count_nonzero(pred | truth)
-    return 1.0 if union == 0 else np.count_nonzero(pred & truth) / union

@@ -1,4 +1,4 @@
-"""A registered depth camera for the synthetic scene (sam2_ros.synthetic): every shape is a plane at a known
+"""A registered depth camera for the synthetic scene (sam2_ros.sim.scene): every shape is a plane at a known
 distance in front of a background plane, with sensor noise and invalid pixels, plus the ground truth a 3-D test needs.
 
     scene = SyntheticScene(480, 640, num_objects=3, seed=0)
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry.filters import erode
-from .geometry.intrinsics import Intrinsics, sample_mask, source_index
-from .synthetic import SyntheticFrame, SyntheticScene
+from sam2_ros.geometry.filters import erode
+from sam2_ros.geometry.intrinsics import Intrinsics, sample_mask, source_index
+from sam2_ros.sim.scene import SyntheticFrame, SyntheticScene
 
 NEAREST, FARTHEST, BACKGROUND = 0.9, 2.4, 3.5   # m: object plane distances on the optical axis, background plane
 NOISE_SIGMA = (0.0005, 0.0012)                 # m: sigma(z) = a + b z^2 (about 2 mm at 1 m, 7 mm at 2.4 m)

@@ -15,8 +15,8 @@ from sam2_ros.objects.detections import parse_detections
 from sam2_ros.objects.driver import apply_detections, track_frame
 from sam2_ros.objects.options import Event, ObjectOptions
 from sam2_ros.objects.registry import ObjectRegistry
-from sam2_ros.objects.synthetic_detector import SyntheticDetector
-from sam2_ros.synthetic import jaccard
+from sam2_ros.sim.detector import SyntheticDetector
+from sam2_ros.sim.metrics import jaccard
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A detector for the synthetic camera (sam2_ros.synthetic): the ground-truth boxes of the visible shapes with a class
+"""A detector for the synthetic camera (sam2_ros.sim.scene): the ground-truth boxes of the visible shapes with a class
 name each, for tests and the demo's detector mode; plus a scene in which a shape leaves the view for a while.
 
     scene = HiddenShapeScene(SyntheticScene(240, 320, num_objects=3, seed=0), {2: range(20, 60)})
@@ -16,7 +16,7 @@ import numpy as np
 
 from sam2_ros.objects.boxes import box_iou, rotated_size_for_bounds
 from sam2_ros.objects.detections import RawDetection
-from sam2_ros.synthetic import SyntheticFrame, SyntheticScene
+from sam2_ros.sim.scene import SyntheticFrame, SyntheticScene
 
 CLASS_NAMES = ("cup", "bottle", "book", "phone", "apple", "ball", "remote", "clock")  # shape k: CLASS_NAMES[k - 1]
 FALSE_POSITIVE_CLASS = "clutter"
