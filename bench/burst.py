@@ -51,7 +51,7 @@ def main() -> int:
 
     from sam2_ros.msg import ObjectConfidenceArray, Prompt
     from sam2_ros.ros.conversions import array_to_image
-    from sam2_ros.ros.prompts import stamp_ns
+    from sam2_ros.ros import stamps
     from sam2_ros.srv import RemoveObject
     from sam2_ros.sim import SyntheticScene
 
@@ -72,7 +72,7 @@ def main() -> int:
             prompts = node.create_publisher(Prompt, "/sam2/prompt", reliable)
             seen: list[int] = []
             node.create_subscription(ObjectConfidenceArray, "/sam2/confidence",
-                                     lambda m: seen.append(stamp_ns(m.header.stamp)), reliable)
+                                     lambda m: seen.append(stamps.to_ns(m.header.stamp)), reliable)
             assert _wait(lambda: camera.get_subscription_count() > 0, 120), "node not up"
             msg = array_to_image(SyntheticScene(96, 128, num_objects=2, seed=4).frame(0).rgb, "rgb8")
             msg.header.stamp.sec = 1_950_000_000

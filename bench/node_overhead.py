@@ -72,7 +72,7 @@ def main() -> int:
 
     from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
     from sam2_ros.ros.conversions import array_to_image
-    from sam2_ros.ros.prompts import stamp_ns
+    from sam2_ros.ros import stamps
     from sam2_ros.srv import AddPrompt
     from sam2_ros.sim import SyntheticScene
     from sam2_ros.sim import SyntheticDepthCamera
@@ -110,14 +110,14 @@ def main() -> int:
     def on_masks(raw: bytes) -> None:
         msg = deserialize_message(raw, ObjectMaskArray)
         with lock:
-            arrivals["masks"][stamp_ns(msg.header.stamp)] = time.monotonic()
-            mask_bytes[stamp_ns(msg.header.stamp)] = len(raw)
+            arrivals["masks"][stamps.to_ns(msg.header.stamp)] = time.monotonic()
+            mask_bytes[stamps.to_ns(msg.header.stamp)] = len(raw)
 
     def recorder(topic):
         def record(msg):
             header = msg.header if hasattr(msg, "header") else msg.markers[0].header  # MarkerArray: its markers'
             with lock:
-                arrivals[topic][stamp_ns(header.stamp)] = time.monotonic()
+                arrivals[topic][stamps.to_ns(header.stamp)] = time.monotonic()
         return record
 
     def on_diag(msg):
@@ -140,7 +140,7 @@ def main() -> int:
     def image(k: int):
         msg = array_to_image(frames[k % len(frames)].rgb, "rgb8")
         stamp = 1_000_000_000 + k * 50_000_000
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        stamps.set_ns(msg.header, stamp)
         return stamp, msg
 
     def publish(k: int, msg) -> None:

@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = parser.parse_args()
 
+    from sam2_ros.ros import stamps
     from sam2_ros.ros.client import spinning_node, use_private_domain
 
     use_private_domain()
@@ -229,7 +230,7 @@ def main() -> int:
     def send(k: int) -> int:
         msg = images[ping_pong(len(images), k)]
         stamp = 1_000_000_000 + k * 33_000_000
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        stamps.set_ns(msg.header, stamp)
         link.pub.publish(msg)
         return stamp
 

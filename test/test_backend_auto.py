@@ -13,7 +13,7 @@ import sam2_ros.backends.factory as factory
 import sam2_ros.backends.tensorrt_backend as trt_backend
 from sam2_ros.backends.factory import create_backend, default_precision, resolve_backend
 from sam2_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from sam2_ros.ros.engine import build_engine
+from sam2_ros.session.engine import build_engine
 from sam2_ros.ros.params import Settings
 
 MICRO = str(Path(__file__).resolve().parents[1] / "models" / "sam2_micro.pt")

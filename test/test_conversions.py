@@ -253,9 +253,9 @@ def test_prompt_mask():
 
 
 def _prompt_spec(**fields):
-    """A Prompt message as a subscriber gets it (real serialization) -> the node's PromptSpec."""
+    """A Prompt message as a subscriber gets it (real serialization) -> the node's PromptRequest."""
     from sam2_ros.msg import Prompt
-    from sam2_ros.ros.prompts import from_prompt_msg
+    from sam2_ros.ros.prompt_msgs import from_prompt_msg
 
     msg = Prompt(**fields)
     return from_prompt_msg(deserialize_message(serialize_message(msg), Prompt))
@@ -266,7 +266,7 @@ def test_prompt_args_keep_only_the_node_checks():
     the tracker's validator, and a mask with points is refused before the mask is decoded, in the validator's words."""
     from geometry_msgs.msg import Point
 
-    from sam2_ros.ros.prompts import PromptError, prompt_args
+    from sam2_ros.session.requests import PromptError, prompt_args
     from sam2_ros.tracking.prompts import check_combination, check_prompt
 
     click = dict(points=[Point(x=5.0, y=6.0)], labels=[1])

@@ -15,7 +15,7 @@ from sam2_ros.model.sam2 import postprocess_masks
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros import decoder_outputs as dec
 from sam2_ros.ros.params import Settings
-from sam2_ros.ros.prompts import PromptError
+from sam2_ros.session.requests import PromptError
 from sam2_ros.sim import SyntheticScene, jaccard
 from sam2_ros.tracking import everything
 from sam2_ros.tracking.state import Candidates, TrackResult
@@ -104,7 +104,7 @@ def test_candidate_and_everything_messages(low):
 
     found = everything.EverythingResult(None, full > 0, grid, np.array([0.9, 0.8, 0.7], np.float32),
                                         np.ones(3, np.float32), (full > 0).sum((1, 2)), np.zeros((3, 2), np.float32))
-    frame = SimpleNamespace(stamp=123, header=header)
+    frame = SimpleNamespace(stamp_ns=123, header=header)
     args = dict(points_per_side=16, min_iou=0.6, min_stability=0.6, min_area=0, max_objects=0)
     text, array = dec.everything_answer(found, args, frame, low)
     assert [o.object_id for o in array.objects] == [1, 2, 3] and "3 mask(s) on frame 123 (16x16 points" in text

@@ -11,7 +11,7 @@ from sam2_ros.ros.depth_outputs import (
     MIN_BOX_SCALE, DepthOutputs, decode, marker_text, owner_masks, to_detections_3d, to_markers, to_point_cloud)
 from sam2_ros.ros.diagnostics import NodeStats
 from sam2_ros.ros.params import Settings
-from sam2_ros.ros.worker import Frame
+from sam2_ros.session.worker import ReceivedFrame
 from sam2_ros.sim import SyntheticScene
 from sam2_ros.sim import SyntheticDepthCamera
 
@@ -23,8 +23,10 @@ H, W = 96, 128
 def _header(stamp_ns: int = 5_000_000_123, frame_id: str = "cam_optical"):
     from std_msgs.msg import Header
 
+    from sam2_ros.ros import stamps
+
     h = Header(frame_id=frame_id)
-    h.stamp.sec, h.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    stamps.set_ns(h, stamp_ns)
     return h
 
 
@@ -121,7 +123,7 @@ def test_pairing_by_stamp_and_frame_id_and_paired_rate():
     assert len(outputs.pairing) == 1
 
     def frame(stamp, frame_id="cam_optical"):
-        return Frame(stamp=stamp, header=_header(stamp, frame_id), rgb=None)
+        return ReceivedFrame(stamp_ns=stamp, header=_header(stamp, frame_id), rgb=None)
 
     f = frame(base)
     outputs.pair(f)
@@ -267,7 +269,7 @@ def test_publish_one_paired_frame():
     outputs = DepthOutputs(settings, stats, log)
     pubs = {name: _Publisher() for name in ("points", "detections_3d", "markers")}
     header = _header()
-    f = Frame(stamp=5_000_000_123, header=header, rgb=frame.rgb)
+    f = ReceivedFrame(stamp_ns=5_000_000_123, header=header, rgb=frame.rgb)
     out = _outputs(frame)
     outputs.publish(f, out, ["a", "b", "c"], _info(camera.intrinsics), pubs, settings)   # no partner: nothing
     assert not any(p.sent for p in pubs.values()) and not log.lines

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from rclpy.serialization import deserialize_message, serialize_message
 
 from fuzz_util import FUZZ_EXAMPLES_SLOW, fuzz, hostile_floats, hostile_text, hostile_values
-from sam2_ros.ros.prompts import MAX_OBJECT_ID, PromptSpec, from_click, from_prompt_msg, prompt_args
+from sam2_ros.ros.prompt_msgs import from_click, from_prompt_msg
+from sam2_ros.session.requests import MAX_OBJECT_ID, PromptRequest, prompt_args
 from sam2_ros.tracking.prompts import check_object_id, check_prompt, check_stamp, parse_prompt
 
 sizes = st.tuples(st.integers(1, 64), st.integers(1, 64))   # (H, W) of the prompted frame
@@ -202,7 +203,7 @@ def test_long_prompts_give_reasons_and_descriptions_of_bounded_length(n, bad, se
         points[k, 1] = 1e9
     elif bad == "label":
         labels[k] = 7
-    args = prompt_args(PromptSpec(1, points, labels, None), set(), 1)
+    args = prompt_args(PromptRequest(1, points, labels, None), set(), 1)
     text = args.describe()
     assert len(text) <= MAX_REASON and (n <= 8 or f"{n} points" in text)
     try:

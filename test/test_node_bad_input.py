@@ -10,9 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from fixtures.node_harness import image_msg, prompt_msg, stamp_of
+from fixtures.node_harness import image_msg, prompt_msg
 from ros_util import wait_for
 from sam2_ros.sim import SyntheticScene
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -32,7 +33,8 @@ def _validator_says(prompt, tracked: list[int]) -> str:
     """The refusal of this prompt on an H x W frame by the node's own checks and the tracker's prompt validator,
     run here in-process: the node must answer with exactly these words."""
     from sam2_ros.ros.params import Settings
-    from sam2_ros.ros.prompts import from_prompt_msg, prompt_args
+    from sam2_ros.ros.prompt_msgs import from_prompt_msg
+    from sam2_ros.session.requests import prompt_args
     from sam2_ros.tracking.prompts import check_prompt
 
     with pytest.raises(ValueError) as err:
@@ -85,11 +87,11 @@ def _publish_bad(client, **fields):
     (dict(data=bytes(H * W * 3 - 7)), f"expected height*step = {H}*{W * 3}", 4),
 ], ids=["unknown_encoding", "zero_size", "short_data"])
 def test_bad_images(client, node_proc, fields, text, index):
-    before = len([m for m in client.msgs("masks") if stamp_of(m.header) == BASE])
+    before = len([m for m in client.msgs("masks") if stamps.to_ns(m.header.stamp) == BASE])
     _publish_bad(client, **fields)
     _logged(node_proc, text)
     assert _still_answers(client, node_proc, index) == []
-    assert len([m for m in client.msgs("masks") if stamp_of(m.header) == BASE]) == before, "bad frame not tracked"
+    assert len([m for m in client.msgs("masks") if stamps.to_ns(m.header.stamp) == BASE]) == before, "bad frame not tracked"
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from fixtures.node_harness import image_msg, prompt_msg, stamp_of
+from fixtures.node_harness import image_msg, prompt_msg
 from ros_util import wait_for
 from sam2_ros.sim import SyntheticScene
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -81,7 +82,7 @@ def test_deactivate_while_answering_a_big_prompt(client, node_proc):
         stamp = BASE + k * 1_000_000_000
         client.clear()
         big_pub.publish(image_msg(rgb, stamp))
-        assert wait_for(lambda: any(stamp_of(m.header) == stamp for m in client.msgs("confidence")), 60), \
+        assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp for m in client.msgs("confidence")), 60), \
             f"round {k}: big frame not tracked"
         request = AddPrompt.Request(prompt=prompt_msg(1 + k % 2, points=[(2000, 1500)], labels=[1]))
         futures = [c.call_async(request) for c in callers]

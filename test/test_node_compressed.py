@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from fixtures.checkpoint import write_checkpoint
-from fixtures.node_harness import NodeClient, prompt_msg, stamp_of, start_node
+from fixtures.node_harness import NodeClient, prompt_msg, start_node
 from ros_util import wait_for
 from sam2_ros.ros.client import spinning_node
 from sam2_ros.sim import SyntheticScene
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -28,7 +29,7 @@ def _compressed(rgb: np.ndarray, fmt: str, stamp_ns: int):
     PilImage.fromarray(rgb).save(buf, format=fmt)
     msg = CompressedImage(format=fmt.lower(), data=buf.getvalue())
     msg.header.frame_id = "camera_optical"
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    stamps.set_ns(msg.header, stamp_ns)
     return msg
 
 
@@ -36,8 +37,8 @@ def _publish_until(client: NodeClient, pub, msg, stamp_ns: int, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pub.publish(msg)
-        if wait_for(lambda: any(stamp_of(m.header) == stamp_ns for m in client.msgs("masks")), 0.5, 0.02):
-            return next(m for m in client.msgs("masks") if stamp_of(m.header) == stamp_ns)
+        if wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp_ns for m in client.msgs("masks")), 0.5, 0.02):
+            return next(m for m in client.msgs("masks") if stamps.to_ns(m.header.stamp) == stamp_ns)
     raise AssertionError(f"no masks for stamp {stamp_ns}")
 
 
@@ -68,8 +69,8 @@ def test_compressed_frames_are_tracked_and_bad_ones_dropped(tmp_path):
             later = BASE + 4_000_000_000
             out = _publish_until(client, pub, _compressed(SCENE.frame(2).rgb, "JPEG", later), later)
             assert [o.object_id for o in out.objects] == [4]  # still tracking after the bad messages
-            stamps = {stamp_of(m.header) for m in client.msgs("masks")}
-            assert BASE + 2_000_000_000 not in stamps and BASE + 3_000_000_000 not in stamps
+            seen = {stamps.to_ns(m.header.stamp) for m in client.msgs("masks")}
+            assert BASE + 2_000_000_000 not in seen and BASE + 3_000_000_000 not in seen
             assert proc.popen.poll() is None
     finally:
         assert proc.stop() == 0, proc.output()[-3000:]

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of
+from fixtures.node_harness import NodeClient, image_msg, prompt_msg
 from ros_util import wait_for
 from sam2_ros.sim import SyntheticScene, jaccard
+from sam2_ros.ros import stamps
 from test_mask_resolution import downsample
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -62,9 +63,9 @@ class Stream:
         Stream.stamp += 100_000_000
         stamp = Stream.stamp
         self.client.image_pub.publish(image_msg(rgb, stamp))
-        assert wait_for(lambda: any(stamp_of(m.header) == stamp for m in self.client.msgs(topic)), 60), \
+        assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp for m in self.client.msgs(topic)), 60), \
             f"no {topic} for stamp {stamp}"
-        return stamp, next(m for m in self.client.msgs(topic) if stamp_of(m.header) == stamp)
+        return stamp, next(m for m in self.client.msgs(topic) if stamps.to_ns(m.header.stamp) == stamp)
 
 
 def pixels(image) -> np.ndarray:
@@ -128,7 +129,7 @@ def test_multimask_prompt_answers_three_ranked_candidates(client):
     print(response.message)
     cands = response.candidates.objects
     assert len(cands) == 3 and [c.object_id for c in cands] == [1, 1, 1]
-    assert stamp_of(response.candidates.header) == stamp
+    assert stamps.to_ns(response.candidates.header.stamp) == stamp
     ious = [c.iou for c in cands]
     assert ious == sorted(ious, reverse=True) and all(0.0 <= v <= 1.0 for v in ious), "best predicted IoU first"
     assert len(response.candidate_stability) == 3 and all(0.0 <= v <= 1.0 for v in response.candidate_stability)
@@ -161,9 +162,9 @@ def test_select_candidate_tracks_that_mask_as_a_mask_prompt_would(client):
     selected = select(client, 1, 1)
     assert selected.success, selected.message
     print(selected.message)
-    assert stamp_of(selected.masks.header) == stamp and sorted(by_id(selected.masks)) == [1, 3]
+    assert stamps.to_ns(selected.masks.header.stamp) == stamp and sorted(by_id(selected.masks)) == [1, 3]
     answer = pixels(by_id(selected.masks)[1].mask)
-    assert wait_for(lambda: any(stamp_of(m.header) == stamp and 1 in by_id(m) and np.array_equal(
+    assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp and 1 in by_id(m) and np.array_equal(
         pixels(by_id(m)[1].mask), answer) for m in client.msgs("masks")), 10), "the selection's masks are published"
     as_mask = by_id(add_prompt(client, prompt_msg(2, stamp, mask=chosen.astype(np.uint8))).masks)
     result = pixels(by_id(selected.masks)[1].mask)
@@ -191,7 +192,7 @@ def test_bad_selection_is_refused_and_changes_nothing(client):
     add_prompt(client, prompt_msg(1, stamp, [edge_click(frame)], [1]), multimask=True)
     add_prompt(client, prompt_msg(2, stamp, [edge_click(frame)], [1]))  # same click, no candidates
     # The prompt's published masks may arrive after its answer: wait for them before counting.
-    assert wait_for(lambda: any(stamp_of(m.header) == stamp and sorted(by_id(m)) == [1, 2]
+    assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp and sorted(by_id(m)) == [1, 2]
                                 for m in client.msgs("masks")), 10)
     published = client.count("masks")
     for object_id, index, words in ((1, 3, "candidate index"), (1, -1, "candidate index"), (7, 0, "unknown object"),
@@ -219,10 +220,10 @@ def test_low_resolution_masks_and_back_to_full(client):
         worst = 1.0
         for t in (FOUND_FRAME + 1, FOUND_FRAME + 2):
             stamp, out = stream.send(DEMO.frame(t).rgb, "overlay")
-            assert wait_for(lambda: all(any(stamp_of(m.header) == stamp for m in client.msgs(topic))
+            assert wait_for(lambda: all(any(stamps.to_ns(m.header.stamp) == stamp for m in client.msgs(topic))
                                         for topic in ("masks", "label_image")), 30)
-            masks = next(m for m in client.msgs("masks") if stamp_of(m.header) == stamp)
-            label = label_ids(next(m for m in client.msgs("label_image") if stamp_of(m.header) == stamp))
+            masks = next(m for m in client.msgs("masks") if stamps.to_ns(m.header.stamp) == stamp)
+            label = label_ids(next(m for m in client.msgs("label_image") if stamps.to_ns(m.header.stamp) == stamp))
             assert (out.height, out.width) == (H, W) and label.shape == (H, W), "label image and overlay: full size"
             for obj in masks.objects:
                 low = pixels(obj.mask)
@@ -253,7 +254,7 @@ def test_segment_everything_needs_a_frame_and_finds_nothing_on_a_flat_one(client
         not refused.masks.objects, refused.message
     stamp, _ = stream.send(np.full((H, W, 3), 128, np.uint8))
     flat = everything(client, track=True)
-    assert flat.success and not flat.masks.objects and stamp_of(flat.masks.header) == stamp, flat.message
+    assert flat.success and not flat.masks.objects and stamps.to_ns(flat.masks.header.stamp) == stamp, flat.message
     out_of_range = [dict(points_per_side=65), dict(points_per_side=-1), dict(min_iou=1.5),
                     dict(min_stability=-0.5), dict(min_area=-1), dict(max_objects=-1)]
     for fields in out_of_range:
@@ -270,7 +271,7 @@ def test_segment_everything_finds_the_shapes_and_tracks_them(client):
     assert found.success, found.message
     print(found.message)
     assert "16x16 points, min_iou 0.60, min_stability 0.60" in found.message
-    assert stamp_of(found.masks.header) == stamp and [o.object_id for o in found.masks.objects] == [1, 2, 3, 4]
+    assert stamps.to_ns(found.masks.header.stamp) == stamp and [o.object_id for o in found.masks.objects] == [1, 2, 3, 4]
     masks = np.array([pixels(o.mask) for o in found.masks.objects])
     j = np.array([[jaccard(m, t) for t in frame.masks] for m in masks])
     print("J of the found masks with the shapes:\n", np.round(j, 3))
@@ -285,7 +286,7 @@ def test_segment_everything_finds_the_shapes_and_tracks_them(client):
     assert tracked.success, tracked.message
     ids = [o.object_id for o in tracked.masks.objects]
     assert ids == [8, 9, 10] and "tracked as object(s) 8, 9, 10" in tracked.message
-    assert wait_for(lambda: any(stamp_of(m.header) == stamp and sorted(by_id(m)) == [7, 8, 9, 10]
+    assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp and sorted(by_id(m)) == [7, 8, 9, 10]
                                 for m in client.msgs("masks")[published:]), 10), "the new objects are published"
     shape_of = {oid: int(np.argmax([jaccard(pixels(o.mask), t) for t in frame.masks]))
                 for oid, o in by_id(tracked.masks).items()}

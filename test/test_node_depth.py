@@ -15,11 +15,12 @@ import time
 import numpy as np
 import pytest
 
-from fixtures.node_harness import image_msg, prompt_msg, stamp_of
+from fixtures.node_harness import image_msg, prompt_msg
 from ros_util import ROOT, wait_for
 from sam2_ros.ros.conversions import PALETTE, array_to_image
 from sam2_ros.sim import SyntheticScene
 from sam2_ros.sim import SyntheticDepthCamera, erosion_shift
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -73,7 +74,7 @@ def _depth_msg(index: int, stamp: int, encoding: str = "16UC1", scale: float = 1
     d = CAMERA.render(SCENE.frame(index), encoding, scale)
     msg = array_to_image(d.depth, encoding)
     msg.header.frame_id = frame_id
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp + DEPTH_LAG, 1_000_000_000)
+    stamps.set_ns(msg.header, stamp + DEPTH_LAG)
     for key, value in (fields or {}).items():
         setattr(msg, key, value)
     return msg, d
@@ -81,7 +82,7 @@ def _depth_msg(index: int, stamp: int, encoding: str = "16UC1", scale: float = 1
 
 def _for_stamp(client, topic: str, stamp: int) -> list:
     """Messages of `topic` for this frame (a MarkerArray has no header: its markers carry it)."""
-    return [m for m in client.msgs(topic) if stamp_of(m.header if hasattr(m, "header") else m.markers[0].header)
+    return [m for m in client.msgs(topic) if stamps.to_ns((m.header if hasattr(m, "header") else m.markers[0].header).stamp)
             == stamp]
 
 
@@ -147,7 +148,7 @@ def _check_consistent(outs: dict, stamp: int, expect_ids: list[int], ious: dict[
 
     points, dets, markers = outs["points"], outs["detections_3d"], outs["markers"]
     for m in (points, dets, *dets.detections, *markers.markers):   # MarkerArray itself has no header
-        assert m.header.frame_id == FRAME_ID and stamp_of(m.header) == stamp, "the colour image's header"
+        assert m.header.frame_id == FRAME_ID and stamps.to_ns(m.header.stamp) == stamp, "the colour image's header"
     by_label = _points_by_label(points)
     assert sorted(by_label) == expect_ids == [int(d.id) for d in dets.detections]
     assert markers.markers[0].action == Marker.DELETEALL

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.node_harness import prompt_msg, stamp_of
+from fixtures.node_harness import prompt_msg
 from ros_util import ROOT, Proc, ros_env, wait_for
 from sam2_ros.objects import RawDetection, rotated_size_for_bounds
 from sam2_ros.sim import CLASS_NAMES, HiddenShapeScene, pick_hide_window
 from sam2_ros.sim import SyntheticScene, jaccard
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -60,14 +61,14 @@ class Rig:
 
         self.camera.publish(image_msg(rgb, stamp))
         ok = wait_for(lambda: self.masks(stamp) is not None and
-                      (not detector or any(stamp_of(m.header) == stamp for m in self.client.msgs("detections"))),
+                      (not detector or any(stamps.to_ns(m.header.stamp) == stamp for m in self.client.msgs("detections"))),
                       timeout, 0.005)
         assert ok, f"no masks{' / detections' if detector else ''} for stamp {stamp}" + \
             f" (masks: {self.masks(stamp) is not None})"
         return self.masks(stamp)
 
     def masks(self, stamp: int, topic: str = "masks"):
-        found = [m for m in self.client.msgs(topic) if stamp_of(m.header) == stamp]
+        found = [m for m in self.client.msgs(topic) if stamps.to_ns(m.header.stamp) == stamp]
         return found[-1] if found else None
 
     def confidence(self, stamp: int):
@@ -77,13 +78,13 @@ class Rig:
 
     def publish(self, raws: list[RawDetection], stamp: int) -> None:
         from fixtures.node_harness import image_msg
-        from sam2_ros.ros.detections import detection_array
+        from sam2_ros.ros.detection_msgs import detection_array
 
         self.detections.publish(detection_array(raws, image_msg(np.zeros((1, 1, 3), np.uint8), stamp).header))
 
     def events(self, since: int = 0) -> list[tuple[int, str, int, str, int]]:
         """(object_id, label, event, reason, stamp) of every event from the `since`-th on."""
-        return [(e.object_id, e.label, e.event, e.reason, stamp_of(e.header)) for e in self.client.msgs("events")][since:]
+        return [(e.object_id, e.label, e.event, e.reason, stamps.to_ns(e.header.stamp)) for e in self.client.msgs("events")][since:]
 
     def wait_events(self, since: int, count: int, timeout: float = 30.0) -> list:
         assert wait_for(lambda: len(self.events(since)) >= count, timeout), self.events(since)
@@ -172,7 +173,7 @@ def test_detector_process_makes_one_labelled_object_per_shape(rig, node_proc, tm
     assert [o[:2] for o in per_frame[-1]] == [(e[0], e[1]) for e in sorted(added)], "labels = the classes"
     conf = rig.confidence(base + 39 * PERIOD)
     assert list(conf.labels) == [o[1] for o in per_frame[-1]] and list(conf.status) == [o[2] for o in per_frame[-1]]
-    clutter = [r.hypothesis.score for m in rig.client.msgs("detections") if stamp_of(m.header) >= base
+    clutter = [r.hypothesis.score for m in rig.client.msgs("detections") if stamps.to_ns(m.header.stamp) >= base
                for d in m.detections for r in d.results if r.hypothesis.class_id == "clutter"]
     assert max(clutter) >= 0.5, "the filter had something to filter"
     assert mean_j >= 0.6

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from fixtures import hostile
-from fixtures.node_harness import image_msg, prompt_msg, stamp_of
+from fixtures.node_harness import image_msg, prompt_msg
 from ros_util import ROOT, wait_for
 from sam2_ros.sim import SyntheticScene, jaccard
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -92,8 +93,8 @@ def _track_once(client, rgb: np.ndarray, stamp: int):
     """Publish one frame once (reliable: it arrives; a second copy would be tracked as another frame) and wait for
     its ~/masks."""
     client.image_pub.publish(image_msg(rgb, stamp))
-    assert wait_for(lambda: any(stamp_of(m.header) == stamp for m in client.msgs("masks")), 60), stamp
-    return next(m for m in client.msgs("masks") if stamp_of(m.header) == stamp)
+    assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == stamp for m in client.msgs("masks")), 60), stamp
+    return next(m for m in client.msgs("masks") if stamps.to_ns(m.header.stamp) == stamp)
 
 
 def _in_process_masks(frames, box) -> list[np.ndarray]:
@@ -143,7 +144,7 @@ def test_node_survives_generated_hostile_input_and_still_tracks(client, node_pro
     got = [image_to_array(r.masks.objects[0].mask)[:, :, 0] > 0]
     for k in range(1, len(frames)):
         out = _track_once(client, frames[k], base + k * 33_000_000)
-        assert [o.object_id for o in out.objects] == [1] and stamp_of(out.header) == base + k * 33_000_000
+        assert [o.object_id for o in out.objects] == [1] and stamps.to_ns(out.header.stamp) == base + k * 33_000_000
         got.append(image_to_array(out.objects[0].mask)[:, :, 0] > 0)
     want = _in_process_masks(frames, box)
     for k, (g, w) in enumerate(zip(got, want)):

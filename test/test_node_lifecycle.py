@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from fixtures.node_harness import NodeClient, image_msg, stamp_of, start_node
+from fixtures.node_harness import NodeClient, image_msg, start_node
 from ros_util import wait_for
 from sam2_ros.ros.client import spinning_node
 from sam2_ros.sim import SyntheticScene
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -90,7 +91,7 @@ def test_managed_lifecycle(tmp_path):
             assert wait_for(lambda: client.image_pub.get_subscription_count() == 0, 10), "unsubscribed"
             client.image_pub.publish(image_msg(SCENE.frame(1).rgb, BASE + 1))
             time.sleep(1.0)
-            assert not any(stamp_of(m.header) == BASE + 1 for m in client.msgs("masks")), "inactive: no output"
+            assert not any(stamps.to_ns(m.header.stamp) == BASE + 1 for m in client.msgs("masks")), "inactive: no output"
 
             assert _change_state(client, Transition.TRANSITION_CLEANUP).success
             assert _state(client) == "unconfigured"

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of, start_node
+from fixtures.node_harness import NodeClient, image_msg, prompt_msg, start_node
 from ros_util import wait_for
 from sam2_ros.ros.client import spinning_node
 from sam2_ros.sim import SyntheticScene
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -54,19 +55,19 @@ def test_newest_frame_only(tmp_path):
             thread.start()
             thread.join()
             last = max(sent)
-            wait_for(lambda: any(stamp_of(m.header) == last for m in client.msgs("masks")), 10)
+            wait_for(lambda: any(stamps.to_ns(m.header.stamp) == last for m in client.msgs("masks")), 10)
             time.sleep(1.5)  # one more diagnostics period
             with client.lock:
-                outputs = [(t, stamp_of(m.header)) for t, m in client.received["masks"]]
+                outputs = [(t, stamps.to_ns(m.header.stamp)) for t, m in client.received["masks"]]
             diagnostics = client.diagnostics()
     finally:
         assert proc.stop() == 0, proc.log_path.read_text()
 
-    stamps = [s for _, s in outputs]
+    out_stamps = [s for _, s in outputs]
     print(f"sent {len(sent)} frames in {SECONDS} s, got {len(outputs)} outputs")
     assert len(outputs) >= 5, "the node kept producing"
-    assert set(stamps) <= set(sent), "output stamps are input stamps"
-    assert all(b > a for a, b in zip(stamps, stamps[1:])), "strictly increasing: no frame twice, none reordered"
+    assert set(out_stamps) <= set(sent), "output stamps are input stamps"
+    assert all(b > a for a, b in zip(out_stamps, out_stamps[1:])), "strictly increasing: no frame twice, none reordered"
     assert len(outputs) < 0.5 * len(sent), "the node is slower than the camera in this test (else it proves nothing)"
 
     latency = np.array([t - sent[s] for t, s in outputs])

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from fixtures.checkpoint import write_checkpoint
-from fixtures.node_harness import NodeClient, image_msg, prompt_msg, stamp_of
+from fixtures.node_harness import NodeClient, image_msg, prompt_msg
 from ros_util import wait_for
 from sam2_ros.sim import SyntheticScene
+from sam2_ros.ros import stamps
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -38,7 +39,7 @@ def fresh(client):
 
 
 def _outputs_for(client, stamp):
-    return {t: [m for m in client.msgs(t) if stamp_of(m.header) == stamp] for t in NodeClient.OUTPUTS}
+    return {t: [m for m in client.msgs(t) if stamps.to_ns(m.header.stamp) == stamp] for t in NodeClient.OUTPUTS}
 
 
 def _check_frame_outputs(client, stamp, expect_ids):
@@ -87,7 +88,7 @@ def test_images_and_prompt_topic_give_all_outputs(fresh):
         inputs.add(nxt)
         client.publish_until_output(SCENE.frame(frame.index + k).rgb, nxt)
         _check_frame_outputs(client, nxt, [1, 2])
-    got = {stamp_of(m.header) for t in NodeClient.OUTPUTS for m in client.msgs(t)}
+    got = {stamps.to_ns(m.header.stamp) for t in NodeClient.OUTPUTS for m in client.msgs(t)}
     assert {s for s in got if s >= stamp} <= inputs
 
 
@@ -99,7 +100,7 @@ def test_add_prompt_service_answers_with_masks(fresh):
     response = client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(5, stamp, box=frame.box(2))))
     print(f"add_prompt answered in {time.monotonic() - t0:.2f} s: {response.message}")
     assert response.success, response.message
-    assert stamp_of(response.masks.header) == stamp and response.masks.header.frame_id == "camera_optical"
+    assert stamps.to_ns(response.masks.header.stamp) == stamp and response.masks.header.frame_id == "camera_optical"
     (obj,) = response.masks.objects
     assert obj.object_id == 5 and (obj.mask.height, obj.mask.width) == (H, W) and 0 <= obj.iou <= 1
     # the same masks are published
@@ -169,7 +170,7 @@ def test_clicks_add_points_to_click_object(fresh, node_proc):
     client, stamp, frame = fresh
     x, y = frame.inner_point(0)
     click = PointStamped()
-    click.header.stamp.sec, click.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    stamps.set_ns(click.header, stamp)
     click.point.x, click.point.y = x, y
     client.click_pub.publish(click)
     assert wait_for(lambda: f"~/click: object 1 prompted on frame {stamp} with points ({x:.1f}, {y:.1f}; 1)"
@@ -258,9 +259,9 @@ def test_image_encodings_reach_the_tracker(client):
     depth.data = (frame.rgb[:, :, 0].astype(np.uint16) * 100).tobytes()
     for k, m in enumerate((msg, depth)):
         stamp = BASE + 10_000_000_000 + k
-        m.header.stamp.sec, m.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        stamps.set_ns(m.header, stamp)
         m.header.frame_id = "camera_optical"
         assert wait_for(lambda: client.image_pub.publish(m) or
-                        any(stamp_of(x.header) == stamp for x in client.msgs("overlay")), 30, 0.3)
+                        any(stamps.to_ns(x.header.stamp) == stamp for x in client.msgs("overlay")), 30, 0.3)
     base = image_msg(frame.rgb, 0)
     assert base.step == W * 3

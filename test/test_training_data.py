@@ -7,7 +7,7 @@ import torch
 
 from sam2_ros.sim import SyntheticScene, inner_point
 from sam2_ros.training.data import make_clip, make_eval_clip
-from sam2_ros.training.prompts import corrective_click, initial_prompt, sample_box, sample_points
+from sam2_ros.training.prompt_sampling import corrective_click, initial_prompt, sample_box, sample_points
 
 
 def test_clips_are_deterministic_and_masks_are_disjoint():

@@ -6,12 +6,12 @@ centroids and boxes, labelled point-cloud bytes, and colour/depth pairing by sta
     objects = extract_objects(masks, ids, depth, Intrinsics.from_k(info.k, info.width, info.height), params)
     cloud = pack_objects(objects)                                # PointCloud2 fields, data, sizes
 """
-from .cloud import XYZL_DTYPE, XYZL_FIELDS, PackedCloud, pack_objects, pack_xyzl, xyzl_array
-from .depth import DEPTH_ENCODINGS, DepthError, depth_to_metres
-from .filters import back_project, erode, mad_inliers, voxel_downsample
-from .intrinsics import Intrinsics, IntrinsicsError, sample_mask, source_index
-from .objects import GeometryParams, ObjectGeometry, extract_object, extract_objects
-from .pairing import DepthPairingBuffer
+from sam2_ros.geometry.cloud import XYZL_DTYPE, XYZL_FIELDS, PackedCloud, pack_objects, pack_xyzl, xyzl_array
+from sam2_ros.geometry.depth import DEPTH_ENCODINGS, DepthError, depth_to_metres
+from sam2_ros.geometry.filters import back_project, erode, mad_inliers, voxel_downsample
+from sam2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, sample_mask, source_index
+from sam2_ros.geometry.object_geometry import GeometryParams, ObjectGeometry, extract_object, extract_objects
+from sam2_ros.geometry.pairing import DepthPairingBuffer
 
 __all__ = [
     "DEPTH_ENCODINGS", "DepthError", "DepthPairingBuffer", "GeometryParams", "Intrinsics", "IntrinsicsError",

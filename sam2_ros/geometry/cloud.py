@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .objects import ObjectGeometry
+from sam2_ros.geometry.object_geometry import ObjectGeometry
 
 # sensor_msgs/PointField datatype constants
 FLOAT32 = 7

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intrinsics import Intrinsics
+from sam2_ros.geometry.intrinsics import Intrinsics
 
 MAD_TO_SIGMA = 1.4826  # MAD * 1.4826 estimates a normal distribution's standard deviation
 MAD_FLOOR = 0.001      # m: the MAD never counts as less than 16UC1's step (a flat, quantised surface has MAD 0)

@@ -1,6 +1,6 @@
 """Pairs a colour frame with its depth image by header stamp: a small bounded buffer, no message_filters, ROS-free.
 
-Rules (stamps are integer nanoseconds, as `stamp_ns(header.stamp)`):
+Rules (stamps are integer nanoseconds, as `sam2_ros.ros.stamps.to_ns(header.stamp)`):
 - `add(stamp, depth)` keeps the `capacity` most recently *arrived* depth images (arrival order, not stamp order, so a
   stamp jumping back, e.g. a looping bag, cannot pin stale entries); a stamp already held is replaced.
 - `match(stamp)` returns the held depth with the smallest |depth stamp - stamp|, only if that is <= max_dt (the same

@@ -1,4 +1,4 @@
-"""The rest of SAM 2's decoder in the node's terms (issue 18): low-resolution masks (`mask_resolution: low`), an
+"""The rest of SAM 2's decoder in the node's terms : low-resolution masks (`mask_resolution: low`), an
 ambiguous prompt's candidates (AddPrompt `candidates`), segment everything (`~/segment_everything`'s arguments and
 answer). Message building and argument rules only; the node runs the tracker calls on its inference thread.
 """
@@ -10,8 +10,8 @@ import numpy as np
 
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros.params import Settings
-from sam2_ros.ros.prompts import MAX_OBJECT_ID, PromptError
-from sam2_ros.ros.worker import Frame
+from sam2_ros.session.requests import MAX_OBJECT_ID, PromptError
+from sam2_ros.session.worker import ReceivedFrame
 from sam2_ros.tracking import Candidates, EverythingResult, TrackResult
 from sam2_ros.tracking.resolution import LowResMasks, low_res_masks
 
@@ -44,7 +44,7 @@ def candidate_masks(cands: Candidates, result: TrackResult, header: Any, low: bo
     return ObjectMaskArray(header=header, objects=objects), [float(v) for v in cands.stability]
 
 
-def everything_answer(found: EverythingResult, args: dict, frame: Frame, low: bool) -> tuple[str, Any]:
+def everything_answer(found: EverythingResult, args: dict, frame: ReceivedFrame, low: bool) -> tuple[str, Any]:
     """EverythingResult -> (message, ObjectMaskArray) of ~/segment_everything: masks best first, ids the tracked
     ones (track) or 1..N, presence 1 (found on this frame), header the segmented frame's."""
     from sam2_ros.msg import ObjectMaskArray
@@ -55,7 +55,7 @@ def everything_answer(found: EverythingResult, args: dict, frame: Frame, low: bo
                                    None if small is None else small.masks[k], 1.0 if small is None else small.scale)
                for k, object_id in enumerate(ids)]
     n = args["points_per_side"]
-    text = (f"{len(found)} mask(s) on frame {frame.stamp} ({n}x{n} points, min_iou {args['min_iou']:.2f}, "
+    text = (f"{len(found)} mask(s) on frame {frame.stamp_ns} ({n}x{n} points, min_iou {args['min_iou']:.2f}, "
             f"min_stability {args['min_stability']:.2f}, min_area {args['min_area']}, max_objects "
             f"{args['max_objects'] or 'no limit'})")
     if found.object_ids:

@@ -32,7 +32,7 @@ from sam2_ros.geometry import (
     depth_to_metres, extract_objects, pack_objects)
 from sam2_ros.ros import conversions as conv
 from sam2_ros.ros.logtext import kind_of
-from sam2_ros.ros.prompts import stamp_ns
+from sam2_ros.ros import stamps
 
 PAIRING_CAPACITY = 8       # depth images held: ~0.27 s at 30 Hz, more than a frame waits in the worker's slot
 ASPECT_TOLERANCE = 0.01    # relative difference of width/height ratios still counted as the same field of view
@@ -78,7 +78,7 @@ class DepthOutputs:
             self._warn("depth encoding", f"depth image refused: encoding {conv.quoted(msg.encoding)} is not a depth "
                        "encoding (16UC1 / mono16 in mm, 32FC1 in m)")
             return
-        self.pairing.add(stamp_ns(msg.header.stamp), msg)
+        self.pairing.add(stamps.to_ns(msg.header.stamp), msg)
 
     def pair(self, frame, final: bool = False) -> None:
         """Give `frame` its depth partner (frame.depth) if it has none yet; `final`: the last try, counted for
@@ -86,7 +86,7 @@ class DepthOutputs:
         if not self.enabled:
             return
         if frame.depth is None:
-            msg = self.pairing.match(frame.stamp)
+            msg = self.pairing.match(frame.stamp_ns)
             if msg is not None and msg.header.frame_id != frame.header.frame_id:
                 self._refuse_frame(msg.header.frame_id, frame.header.frame_id)
                 msg = None

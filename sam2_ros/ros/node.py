@@ -1,15 +1,18 @@
-"""The `sam2` lifecycle node: camera + prompts in, per-object masks and confidences out (contract: ARCHITECTURE 3.3).
+"""The `sam2` lifecycle node: camera + prompts in, per-object masks and confidences out (the node reference is
+docs/node.md).
 
-Lifecycle: configure reads the parameters, loads the model/backend and creates the publishers and services (which
-answer "inactive" until activate; services.py); activate creates the subscriptions and starts the inference thread;
-deactivate stops them; cleanup releases the services and the model. Only the inference thread touches the tracker
-(see worker.py); callbacks convert messages and queue work.
+Lifecycle: configure reads the parameters, loads the model/backend into a TrackingSession (sam2_ros/session: the
+tracker, the objects and every rule about frames, prompts and detections, ROS-free) and creates the publishers and
+services (which answer "inactive" until activate; services.py); activate creates the subscriptions and starts the
+session's inference thread; deactivate stops them; cleanup releases the services and the session. The node only
+converts: callbacks turn messages into session calls, and the session hands results back to the `SessionOutputs`
+methods below (before_track, tracked, publish, publish_events, forgot, warn), which publish them.
 """
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,20 +29,22 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from sam2_ros.msg import ObjectConfidenceArray, ObjectEvent, ObjectMaskArray, Prompt
-from sam2_ros.objects import ObjectRegistry, apply_detections, parse_detections, track_frame
+from sam2_ros.objects import Event
 from sam2_ros.ros import conversions as conv
-from sam2_ros.ros.depth_outputs import PAIRING_CAPACITY, DepthOutputs, create_publishers
-from sam2_ros.ros.detections import OBJECT_PARAMS, DetectionLog, event_msgs, object_options, raw_detections
 from sam2_ros.ros import decoder_outputs as dec
+from sam2_ros.ros import stamps
+from sam2_ros.ros.depth_outputs import PAIRING_CAPACITY, DepthOutputs, create_publishers
+from sam2_ros.ros.detection_msgs import OBJECT_PARAMS, event_msgs, object_options, raw_detections
 from sam2_ros.ros.diagnostics import NodeStats, build_status
 from sam2_ros.ros.guard import guarded as _guarded
 from sam2_ros.ros.logtext import Throttle, clip, held_note, kind_of
 from sam2_ros.ros.params import (BY_NAME, PARAMS, Settings, declare_parameters, normalise, validate,
                                  validate_together)
 from sam2_ros.ros.projection import ProjectionError, clicked_point_pixel
-from sam2_ros.ros.prompts import PromptError, PromptSpec, from_click, from_prompt_msg, prompt_args, stamp_ns
+from sam2_ros.ros.prompt_msgs import from_click, from_prompt_msg
 from sam2_ros.ros.services import INACTIVE, NodeServices
-from sam2_ros.ros.worker import Frame, InferenceWorker
+from sam2_ros.session import PromptRequest, ReceivedFrame, SessionOptions, TrackingSession
+from sam2_ros.tracking import TrackResult
 
 try:  # tf2 is not on PyPI; in a ROS workspace it lets ~/clicked_point come from any frame
     import tf2_ros
@@ -47,6 +52,12 @@ except ImportError:
     tf2_ros = None
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+
+
+def session_options(settings: Settings) -> SessionOptions:
+    """The node's parameters -> the session's own settings."""
+    return SessionOptions(history=settings.prompt_history, max_jobs=settings.max_queued_jobs,
+                          time_jump_reset=settings.time_jump_reset)
 
 
 class Sam2Node(LifecycleNode):
@@ -58,17 +69,13 @@ class Sam2Node(LifecycleNode):
         self.add_on_set_parameters_callback(self._check_params)
         self.settings = Settings()
         self.stats = NodeStats()
-        self.engine = None
-        self.worker: InferenceWorker | None = None
+        self.engine = None                   # the backend-built tracker and what to say about it (configure)
+        self.session: TrackingSession | None = None  # tracker + objects + rules (configure -> cleanup)
         self._pubs: dict[str, Any] = {}
         self._entities: list[Any] = []      # subscriptions, timers of the active state
-        self.registry = ObjectRegistry()     # the objects: labels, status; used by the inference thread only
-        self._detection_log = DetectionLog()
         self._camera_info: CameraInfo | None = None
         self._tf_buffer = None
-        self._seq = itertools.count(1)
         self._throttle = Throttle()          # warnings: one per kind of problem per THROTTLE_S
-        self._last_stamp = 0                 # header stamp (ns) of the last tracked frame: time jumps
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._depth_group = MutuallyExclusiveCallbackGroup()
         self.depth = DepthOutputs(self.settings, self.stats, self.warn)  # use_depth: pairing + 3-D outputs
@@ -78,8 +85,7 @@ class Sam2Node(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = {p.name: normalise(p.name, self.get_parameter(p.name).value) for p in PARAMS}
         self.settings = Settings(**values)
-        self.registry = ObjectRegistry(object_options(self.settings))
-        from sam2_ros.ros.engine import build_engine
+        from sam2_ros.session.engine import build_engine
 
         try:
             self.depth = DepthOutputs(self.settings, self.stats, self.warn)
@@ -106,9 +112,7 @@ class Sam2Node(LifecycleNode):
         }
         if self.settings.use_depth:
             self._pubs.update(create_publishers(self, out_qos))
-        self.worker = InferenceWorker(self._track, self.settings.prompt_history,
-                                      lambda text: self.warn("tracking failed", text), self.settings.max_queued_jobs)
-        self._last_stamp = 0
+        self.session = TrackingSession(e.tracker, self, object_options(self.settings), session_options(self.settings))
         self.service_handlers.create(self.settings.service_qos_depth)
         return super().on_configure(state)
 
@@ -142,7 +146,7 @@ class Sam2Node(LifecycleNode):
         if tf2_ros is not None:
             self._tf_buffer = tf2_ros.Buffer()
             self._entities.append(tf2_ros.TransformListener(self._tf_buffer, self))
-        self.worker.start()
+        self.session.start()
         self.service_handlers.gate.open()
         self.get_logger().info("active: waiting for images on " + self.resolve_topic_name(
             "image/compressed" if s.use_compressed else "image"))
@@ -165,8 +169,8 @@ class Sam2Node(LifecycleNode):
         is `doing`"), wait for the calls in flight to be answered, then remove subscriptions and timers."""
         t0 = time.monotonic()
         self.service_handlers.gate.close(INACTIVE.format("inactive"))
-        if self.worker is not None:
-            self.worker.stop(f"not handled: the node is {doing}")
+        if self.session is not None:
+            self.session.stop(f"not handled: the node is {doing}")
         t1 = time.monotonic()
         self.service_handlers.gate.drain()
         self.get_logger().info(f"{doing}: inference thread stopped in {t1 - t0:.2f} s, calls in flight answered in "
@@ -189,13 +193,13 @@ class Sam2Node(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        self.worker = None
+        self.session = None
         self.engine = None
 
     def shutdown(self) -> None:
         """Stop the inference thread before the context goes away (called by main on exit)."""
-        if self.worker is not None:
-            self.worker.stop()
+        if self.session is not None:
+            self.session.stop("not handled: the node is shutting down")
 
     def _check_params(self, params: list) -> SetParametersResult:
         for p in params:
@@ -211,14 +215,13 @@ class Sam2Node(LifecycleNode):
             spec = BY_NAME.get(p.name)
             if spec is not None and spec.dynamic:
                 settings = dataclasses.replace(settings, **{p.name: normalise(p.name, p.value)})
-        if any(p.name in OBJECT_PARAMS for p in params):
-            try:  # one consistent set of rules, replaced as a whole (the inference thread reads it once per call)
-                self.registry.options = object_options(settings)
-            except ValueError as err:
-                return SetParametersResult(successful=False, reason=str(err))
+        try:  # one consistent set of rules, replaced as a whole (the inference thread reads it once per call)
+            rules = object_options(settings) if any(p.name in OBJECT_PARAMS for p in params) else None
+        except ValueError as err:
+            return SetParametersResult(successful=False, reason=str(err))
         self.settings = settings
-        if self.worker is not None:
-            self.worker.max_jobs = settings.max_queued_jobs
+        if self.session is not None:
+            self.session.set_options(session_options(settings), rules)
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- inputs
@@ -242,7 +245,7 @@ class Sam2Node(LifecycleNode):
         self._receive(msg, conv.compressed_to_rgb, "compressed image")
 
     def _receive(self, msg, to_rgb, what: str) -> None:
-        """Convert an input message to RGB (timed) and offer it to the worker; unreadable ones are logged, dropped."""
+        """Convert an input message to RGB (timed) and offer it to the session; unreadable ones are logged, dropped."""
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
             rgb = to_rgb(msg)
@@ -256,8 +259,7 @@ class Sam2Node(LifecycleNode):
     def _offer(self, header, rgb: np.ndarray, t0: float) -> None:
         self.stats.convert.add((time.perf_counter() - t0) * 1e3)
         self.stats.inputs.add()
-        frame = Frame(stamp=stamp_ns(header.stamp), header=header, rgb=rgb, seq=next(self._seq))
-        self.worker.submit_frame(frame)
+        self.session.receive(stamps.to_ns(header.stamp), header, rgb)
 
     @_guarded
     def _on_depth(self, msg: Image) -> None:
@@ -273,10 +275,9 @@ class Sam2Node(LifecycleNode):
 
     @_guarded
     def _on_detections(self, msg: Detection2DArray) -> None:
-        if self.worker is None:
+        if self.session is None:
             return
-        raws, stamp = raw_detections(msg), stamp_ns(msg.header.stamp)
-        future = self.worker.submit(lambda frame, found: self._apply_detections(raws, stamp, frame, found), stamp)
+        future = self.session.submit_detections(raw_detections(msg), stamps.to_ns(msg.header.stamp))
         future.add_done_callback(lambda f: f.exception() is None or
                                  self.warn(f"detections ignored: {kind_of(str(f.exception()))}",
                                            f"~/detections ignored: {f.exception()}"))
@@ -285,7 +286,7 @@ class Sam2Node(LifecycleNode):
     def _on_click(self, msg: PointStamped, positive: bool) -> None:
         name = "~/click" if positive else "~/click_negative"
         self._submit_prompt(from_click(self.settings.click_object_id, msg.point.x, msg.point.y, positive,
-                                       stamp_ns(msg.header.stamp), name))
+                                       stamps.to_ns(msg.header.stamp), name))
 
     @_guarded
     def _on_clicked_point(self, msg: PointStamped) -> None:
@@ -293,7 +294,7 @@ class Sam2Node(LifecycleNode):
         if info is None:
             self.warn("clicked_point: no camera_info", "~/clicked_point ignored: no camera_info received yet")
             return
-        newest = self.worker.newest() if self.worker else None
+        newest = self.session.newest() if self.session else None
         try:
             u, v = clicked_point_pixel(msg, info, self._tf_buffer, newest.rgb.shape[:2] if newest else None)
         except ProjectionError as err:
@@ -301,38 +302,39 @@ class Sam2Node(LifecycleNode):
             return
         self._submit_prompt(from_click(self.settings.click_object_id, u, v, True, 0, "~/clicked_point"))
 
-    # ---------------------------------------------------------------- inference thread
-    def _track(self, frame: Frame) -> None:
-        self._check_time_jump(frame)
+    def _submit_prompt(self, request: PromptRequest):
+        """A prompt from a topic: queued on the session; a topic has no answer, so the log line is it (one per
+        prompt, clipped)."""
+        if self.session is None:
+            return None
+        future = self.session.submit_prompt(request)
+
+        def report(f) -> None:
+            err = f.exception()
+            if err is not None:
+                self.get_logger().warning(clip(f"{request.source} refused: {err}"))
+            else:
+                self.stats.prompts.add(f.result().ms)
+                self.get_logger().info(clip(f"{request.source}: {f.result().message}"))
+        future.add_done_callback(report)
+        return future
+
+    # ---------------------------------------------------------------- SessionOutputs (inference thread)
+    def before_track(self, frame: ReceivedFrame) -> None:
         self.depth.pair(frame)              # depth that came with or before the colour
-        t0 = time.perf_counter()
-        result, events = track_frame(self.engine.tracker, self.registry, np.ascontiguousarray(frame.rgb),
-                                     frame_stamp=frame.seq, stamp=frame.stamp * 1e-9)
-        self.stats.inference.add((time.perf_counter() - t0) * 1e3)
+
+    def tracked(self, frame: ReceivedFrame, result: TrackResult, events: list[Event], inference_ms: float) -> None:
+        self.stats.inference.add(inference_ms)
         self.depth.pair(frame, final=True)  # or a little after it
-        self.publish_events(events, frame.header)
+        self.publish_events(events, frame)
         self.publish(frame, result)
         self.stats.outputs.add((time.monotonic() - frame.received) * 1e3)
 
-    def _check_time_jump(self, frame: Frame) -> None:
-        """Inference thread: a header stamp more than `time_jump_reset` s older than the last tracked frame's (a
-        looping rosbag, a simulator reset) starts a new timeline: forget every object once, on this frame. Zero
-        stamps (no clock) and smaller reorderings change nothing."""
-        last, limit = self._last_stamp, self.settings.time_jump_reset
-        if frame.stamp == 0:
-            return
-        self._last_stamp = frame.stamp
-        back = (last - frame.stamp) * 1e-9
-        if last and limit > 0 and back > limit:
-            count = self.forget_objects(frame, f"time jump: stamps went back {back:.2f} s")
-            self.warn("time jump", f"time jump: camera stamps went back {back:.2f} s (more than time_jump_reset "
-                      f"{limit:g} s: a looping bag or a simulator reset); tracker reset, {count} object(s) forgotten")
-
-    def publish(self, frame: Frame, result, want_masks: bool = False) -> ObjectMaskArray | None:
+    def publish(self, frame: ReceivedFrame, result: TrackResult, want_masks: bool = False) -> ObjectMaskArray | None:
         """Publish the enabled outputs of one frame with its header; returns the mask array when wanted or built."""
         t0, c0 = time.perf_counter(), time.thread_time()
         s, pubs = self.settings, self._pubs
-        out = conv.frame_outputs(result, s.mask_threshold, s.min_iou, self.registry.columns)
+        out = conv.frame_outputs(result, s.mask_threshold, s.min_iou, self.session.registry.columns)
         masks = None
         if s.publish_masks or want_masks:
             low = dec.low_res_outputs(result, out, s.mask_threshold, s.min_iou) if s.mask_resolution == "low" else None
@@ -352,94 +354,16 @@ class Sam2Node(LifecycleNode):
         self.depth.publish(frame, out, out.labels, self._camera_info, pubs, s)
         return masks
 
-    def publish_events(self, events: list, header) -> None:
-        """Log and publish object events on the frame with `header` (one per transition, so never many)."""
+    def publish_events(self, events: Sequence[Event], frame: ReceivedFrame | None) -> None:
+        """Log and publish object events on `frame` (one per transition, so never many)."""
         for e in events:
             self.get_logger().info(clip(f"object {e.object_id} {clip(e.label, 80)!r} {e.kind.name}: {e.reason}"))
         if events and self._pubs and self.context.ok():
-            for msg in event_msgs(events, header):
+            for msg in event_msgs(events, frame.header if frame is not None else Header()):
                 self._pubs["events"].publish(msg)
 
-    def object_prompted(self, object_id: int, frame: Frame, label: str = "", source: str = "~/prompt") -> None:
-        """Inference thread, after the tracker accepted a prompt for `object_id` on `frame` (from any source: topics,
-        services, detections' own path aside): the registry records it (ADDED for a new object, REACQUIRED for a
-        LOST one; a non-empty label replaces the object's) and the event is published."""
-        try:
-            event = self.registry.prompted(object_id, frame.stamp * 1e-9, label, source)
-        except ValueError:  # refused (max_objects): the tracker must not keep what the registry does not know
-            self.engine.tracker.remove_object(object_id)
-            raise
-        self.publish_events([event] if event else [], frame.header)
-
-    def forget_objects(self, frame: Frame | None, reason: str) -> int:
-        """Inference thread: forget every object and frame (registry, tracker, frame history) and publish one REMOVED
-        event each on `frame` (the newest; None before any); every reset goes through here. Returns the count."""
-        header = frame.header if frame is not None else Header()
-        events = self.registry.reset(frame.stamp * 1e-9 if frame is not None else 0.0, reason)
-        self.engine.tracker.reset()
-        self.worker.clear_history()
+    def forgot(self) -> None:
         self.depth.clear()
-        self.publish_events(events, header)
-        return len(events)
-
-    def need_frame(self, frame: Frame | None, what: str) -> None:
-        """Inference thread: raise PromptError unless a job has a frame to apply to; the reason says whether no image
-        ever arrived or none since the last reset (frames before a reset are forgotten)."""
-        if frame is not None:
-            return
-        if self.worker.frames_done == 0:
-            raise PromptError(f"no image received yet: {what} needs a frame to apply to")
-        raise PromptError(f"no frame arrived since the reset: {what} needs a frame to apply to (the "
-                          f"{self.worker.frames_done} frames before the reset are forgotten)")
-
-    def _apply_detections(self, raws: list, stamp: int, frame: Frame | None, found: bool) -> None:
-        """Inference thread: one detection array on the frame its stamp names (else the newest)."""
-        self.need_frame(frame, "a detection array")
-        detections = parse_detections(raws, frame.rgb.shape[:2])
-        applied = apply_detections(self.engine.tracker, self.registry, detections, frame_stamp=frame.seq,
-                                   stamp=frame.stamp * 1e-9)
-        for key, warning, text in self._detection_log.lines(applied, self.registry, found, stamp):
-            self.warn(key, text, warning)
-        self.publish_events(list(applied.events), frame.header)
-
-    def apply_prompt(self, spec: PromptSpec, frame: Frame | None, found: bool) -> tuple[str, ObjectMaskArray, Any]:
-        """Runs on the inference thread: check, prompt the tracker (which validates the prompt), publish; returns
-        (message, masks, candidates: (ObjectMaskArray, stabilities) of a multimask prompt, else None)."""
-        self.need_frame(frame, "a prompt")
-        t0 = time.perf_counter()
-        p = prompt_args(spec, self.registry, self.registry.options.max_objects)
-        made_by = self.registry.get(p.object_id) if p.object_id in self.registry else None
-        result = self.engine.tracker.add_prompt(p.object_id, points=p.points, labels=p.labels, box=p.box,
-                                                mask=p.mask, stamp=frame.seq, replace=p.replace,
-                                                multimask=spec.multimask)
-        self.object_prompted(p.object_id, frame, spec.label, spec.source)
-        masks = self.publish(frame, result, want_masks=True)
-        candidates = None if result.candidates is None else dec.candidate_masks(
-            result.candidates, result, frame.header, self.settings.mask_resolution == "low",
-            self.registry.get(p.object_id).label)
-        self.stats.prompts.add((time.perf_counter() - t0) * 1e3)
-        where = "" if found else f" (stamp {spec.stamp} is not among the last {self.settings.prompt_history} " \
-                                 "frames: applied to the newest)"
-        if made_by is not None and made_by.label_score > 0:  # e.g. click_object_id 1 on a detector's object 1
-            where += f" (refines object {p.object_id} {made_by.label!r}, made by a detection)"
-        what = p.describe()
-        if candidates is not None:
-            what += ", candidates of IoU " + ", ".join(f"{o.iou:.3f}" for o in candidates[0].objects)
-        return f"object {p.object_id} prompted on frame {frame.stamp} with {what}{where}", masks, candidates
-
-    def _submit_prompt(self, spec: PromptSpec):
-        if self.worker is None:
-            return None
-        future = self.worker.submit(lambda frame, found: self.apply_prompt(spec, frame, found), spec.stamp)
-
-        def report(f) -> None:  # a topic has no answer: the log line is it (one per prompt, clipped)
-            err = f.exception()
-            if err is not None:
-                self.get_logger().warning(clip(f"{spec.source} refused: {err}"))
-            else:
-                self.get_logger().info(clip(f"{spec.source}: {f.result()[0]}"))
-        future.add_done_callback(report)
-        return future
 
     # ---------------------------------------------------------------- diagnostics
     @_guarded
@@ -447,9 +371,9 @@ class Sam2Node(LifecycleNode):
         if "diagnostics" not in self._pubs:
             return
         info = self.engine.info() if self.engine else {}
-        info["objects"] = str(len(self.registry))
+        info["objects"] = str(len(self.session.registry)) if self.session else "0"
         status = build_status(f"{self.get_name()}: tracking", self.get_fully_qualified_name(), self.stats,
-                              self.worker, info, active=True)
+                              self.session.worker if self.session else None, info, active=True)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._pubs["diagnostics"].publish(msg)

@@ -5,7 +5,8 @@ cleanup / shutdown (not only while active), so a call that comes during deactiva
 while the node is inactive at once with success=False "the node is inactive (state: ...)". A `ServiceGate` admits
 calls and counts every callback until its response is sent; before the services are destroyed the gate is closed and
 drained (a bounded wait), so no response is sent on a destroyed service (rclpy would raise InvalidHandle out of the
-executor). The work of each call runs on the inference thread (worker.py); the callback only queues it and returns,
+executor). The work of each call is a TrackingSession call on its inference thread (sam2_ros/session); the callback
+only queues it and returns,
 and the answer is sent when the work is done, so waiting calls hold no executor thread (a lifecycle transition is
 served at once however many calls wait; unfixed, 8 busy callers delayed a deactivate by up to 17 s).
 """
@@ -22,10 +23,9 @@ from std_srvs.srv import Trigger
 
 from sam2_ros.ros import decoder_outputs as dec
 from sam2_ros.ros.logtext import clip
-from sam2_ros.ros.prompts import PromptError, from_prompt_msg
-from sam2_ros.ros.worker import JobRefused
+from sam2_ros.ros.prompt_msgs import from_prompt_msg
+from sam2_ros.session import JobRefused
 from sam2_ros.srv import AddPrompt, RemoveObject, SegmentEverything, SelectCandidate
-from sam2_ros.tracking.everything import segment_everything
 
 DRAIN_S = 5.0             # longest wait for the calls in flight before the services are destroyed
 INACTIVE = "the node is inactive (state: {})"
@@ -196,71 +196,59 @@ class NodeServices:
         call.deliver(response, call.header)
 
     # ---------------------------------------------------------------- handlers: queue the work, then done(ok, message)
-    def _submit(self, run: Callable[[Any, bool], Any], then: Callable[[bool, str, Any], None], stamp: int = 0) -> None:
-        """Queue `run` on the inference thread; `then(success, message, the job's value or None)` when it is over."""
+    def _submit(self, run: Callable[[Any, bool], Any], then: Callable[[bool, str, Any], None],
+                stamp_ns: int = 0) -> None:
+        """Queue `run` on the session's inference thread; `then(success, message, the job's value or None)` when it is
+        over (the value: a PromptAnswer, or a (message, masks) pair)."""
         def over(future: Any) -> None:
             err = future.exception()
             if err is None:
-                then(True, future.result()[0], future.result())
+                value = future.result()
+                then(True, value.message if hasattr(value, "message") else value[0], value)
             elif isinstance(err, (ValueError, JobRefused)):  # a refused prompt or call, a full queue, a stop
                 then(False, str(err), None)
             else:
                 then(False, f"{type(err).__name__}: {err}", None)
-        self.node.worker.submit(run, stamp).add_done_callback(over)
+        self.node.session.submit(run, stamp_ns).add_done_callback(over)
 
     def _add_prompt(self, request: Any, response: Any, done: Callable[[bool, str], None]) -> None:
-        node, spec = self.node, from_prompt_msg(request.prompt, "~/add_prompt")
+        node, prompt = self.node, from_prompt_msg(request.prompt, "~/add_prompt")
 
-        def then(ok: bool, message: str, value: Any) -> None:
-            if value is None:
+        def then(ok: bool, message: str, answer: Any) -> None:
+            if answer is None:
                 response.masks.header = request.prompt.header
             else:
-                response.masks = value[1]
-                if value[2] is not None:
-                    response.candidates, response.candidate_stability = value[2]
+                node.stats.prompts.add(answer.ms)
+                response.masks = answer.masks
+                if answer.result.candidates is not None:
+                    response.candidates, response.candidate_stability = dec.candidate_masks(
+                        answer.result.candidates, answer.result, answer.frame.header,
+                        node.settings.mask_resolution == "low", answer.label)
             done(ok, message)
-        self._submit(lambda frame, found: node.apply_prompt(spec, frame, found), then, spec.stamp)
+        session = node.session
+        self._submit(lambda frame, found: session.apply_prompt(prompt, frame, found), then, prompt.stamp_ns)
 
     def _remove(self, request: Any, response: Any, done: Callable[[bool, str], None]) -> None:
-        node, object_id = self.node, int(request.object_id)
-
-        def run(frame, found):
-            if object_id not in node.registry:
-                known = ", ".join(map(str, sorted(node.registry.ids))) or "none"
-                raise PromptError(f"unknown object id {object_id} (tracked: {known})")
-            node.engine.tracker.remove_object(object_id)
-            event = node.registry.remove(object_id, frame.stamp * 1e-9, "~/remove_object")  # known: it has a frame
-            node.publish_events([event], frame.header)
-            return f"object {object_id} removed", None
-        self._submit(run, lambda ok, message, value: done(ok, message))
+        session, object_id = self.node.session, int(request.object_id)
+        self._submit(lambda frame, found: (session.remove_object(object_id, frame), None),
+                     lambda ok, message, value: done(ok, message))
 
     def _select_candidate(self, request: Any, response: Any, done: Callable[[bool, str], None]) -> None:
-        node, object_id, index = self.node, int(request.object_id), int(request.index)
-
-        def run(frame, found):  # the tracker refuses an unknown object or index (ValueError) before changing anything
-            result = node.engine.tracker.select_candidate(object_id, index)
-            at = node.worker.frame_with_seq(result.stamp)  # the candidates' frame: its masks are published again
-            masks = node.publish(at, result, want_masks=True) if at is not None else None
-            return f"object {object_id}: candidate {index} selected on frame {at.stamp if at else '?'}", masks
-        self._submit(run, self._answer(response, done))
+        session, object_id, index = self.node.session, int(request.object_id), int(request.index)
+        self._submit(lambda frame, found: session.select_candidate(object_id, index), self._answer(response, done))
 
     def _segment_everything(self, request: Any, response: Any, done: Callable[[bool, str], None]) -> None:
-        node = self.node
+        node, session = self.node, self.node.session
 
         def run(frame, found):
-            node.need_frame(frame, "segment everything")
-            args = dec.everything_args(request, node.settings, set(node.registry.ids))
-            everything = segment_everything(node.engine.tracker, frame.seq, **args)
-            for object_id in everything.object_ids:
-                node.object_prompted(object_id, frame, "", "~/segment_everything")
-            if everything.object_ids:  # the new objects' masks are published like a prompt's
-                node.publish(frame, node.engine.tracker.result(frame.seq))
+            everything, args, frame = session.segment_everything(
+                frame, lambda tracked: dec.everything_args(request, node.settings, tracked))
             return dec.everything_answer(everything, args, frame, node.settings.mask_resolution == "low")
         self._submit(run, self._answer(response, done))
 
     def _reset(self, request: Any, response: Any, done: Callable[[bool, str], None]) -> None:
-        node = self.node
-        self._submit(lambda frame, found: (f"reset: forgot {node.forget_objects(frame, '~/reset')} object(s)", None),
+        session = self.node.session
+        self._submit(lambda frame, found: (f"reset: forgot {session.forget(frame, '~/reset')} object(s)", None),
                      lambda ok, message, value: done(ok, message))
 
     @staticmethod

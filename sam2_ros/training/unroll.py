@@ -20,7 +20,7 @@ from sam2_ros.tracking.memory_bank import MemoryAssembler, select_memory, trim
 from sam2_ros.tracking.state import Memory, ObjectState
 from sam2_ros.tracking.tracker import PREV_LOGIT_CLAMP
 from sam2_ros.training.losses import LossTerms, LossWeights, sam2_loss
-from sam2_ros.training.prompts import corrective_click, initial_prompt
+from sam2_ros.training.prompt_sampling import corrective_click, initial_prompt
 
 
 @dataclass

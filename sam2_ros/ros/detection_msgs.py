@@ -3,16 +3,14 @@
     raws = raw_detections(msg)                       # Detection2DArray -> [RawDetection] (parse_detections checks them)
     msgs = event_msgs(events, frame.header)          # objects Events -> sam2_ros/ObjectEvent with the frame's header
     registry.options = object_options(settings)      # the node's parameters -> ObjectOptions
-    for key, warn, text in DetectionLog().lines(applied, registry, found, stamp): ...   # what an array did
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sam2_ros.objects import AppliedDetections, Event, ObjectOptions, ObjectRegistry, RawDetection
+from sam2_ros.objects import Event, ObjectOptions, RawDetection
 
-MAX_LISTED = 5  # malformed / refused detections written out per array (a log line of bounded length)
 # Parameters (sam2_ros/ros/params.py) that are ObjectOptions fields of the same name; max_objects is not dynamic.
 OBJECT_PARAMS = ("detection_classes", "detection_min_score", "detection_match_iou", "presence_threshold",
                  "lost_after", "remove_lost_after", "max_objects")
@@ -64,39 +62,3 @@ def event_msgs(events: Iterable[Event], header: Any) -> list[Any]:
 
     return [ObjectEvent(header=header, object_id=int(e.object_id), label=e.label, event=int(e.kind),
                         reason=e.reason) for e in events]
-
-
-class DetectionLog:
-    """The log lines of detection arrays: (throttle key, warning?, text). Malformed detections repeat with every array
-    of a bad detector (the caller throttles per key); a stamp naming no tracked frame (dropped by a slow model, older
-    than the history, or a detector's own clock) is normal under load, so it is information, not a warning; detections
-    the tracker refused are rare; `max_objects` reached is said once, and again only after there was room."""
-
-    def __init__(self) -> None:
-        self._limit_said = False
-
-    def lines(self, applied: AppliedDetections, registry: ObjectRegistry, found: bool,
-              stamp_ns: int) -> list[tuple[str, bool, str]]:
-        plan, out = applied.plan, []
-        if plan.skipped:
-            listed = "; ".join(f"#{i} {reason}" for i, reason in plan.skipped[:MAX_LISTED])
-            more = f"; ... ({len(plan.skipped)} in all)" if len(plan.skipped) > MAX_LISTED else ""
-            out.append(("detections skipped", True, f"~/detections (stamp {stamp_ns}): skipped {len(plan.skipped)} "
-                        f"malformed: {listed}{more}"))
-        if not found:
-            out.append(("detections late", False, f"~/detections: stamp {stamp_ns} names no tracked frame (dropped, or "
-                        "older than prompt_history): applied to the newest frame"))
-        for i, error in applied.failed[:MAX_LISTED]:
-            out.append((f"detections failed {i}", True, f"~/detections (stamp {stamp_ns}): detection #{i} refused by the "
-                        f"tracker: {error}"))
-        if len(applied.failed) > MAX_LISTED:
-            out.append(("detections failed more", True, f"~/detections (stamp {stamp_ns}): {len(applied.failed)} "
-                        f"detections refused by the tracker in all ({MAX_LISTED} listed above)"))
-        max_objects = registry.options.max_objects
-        if plan.limit_reached and not self._limit_said:
-            self._limit_said = True
-            out.append(("detections limit", True, f"~/detections: max_objects={max_objects} objects tracked; "
-                        f"{len(plan.over_limit)} detection(s) make no object (said once until there is room)"))
-        elif len(registry) < max_objects:
-            self._limit_said = False
-        return out

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sam2_ros.backends.factory import missing_device, resolve_backend
-from sam2_ros.ros.engine import build_engine
+from sam2_ros.session.engine import build_engine
 from sam2_ros.ros.params import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

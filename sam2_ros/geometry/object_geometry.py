@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .filters import back_project, erode, mad_inliers, voxel_downsample
-from .intrinsics import Intrinsics, source_index
+from sam2_ros.geometry.filters import back_project, erode, mad_inliers, voxel_downsample
+from sam2_ros.geometry.intrinsics import Intrinsics, source_index
 
 
 @dataclass(frozen=True)

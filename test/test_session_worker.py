@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sam2_ros.ros.worker import Frame, InferenceWorker, JobRefused
+from sam2_ros.session.worker import InferenceWorker, JobRefused, ReceivedFrame
 
 
 def _blocked_worker(max_jobs: int):
@@ -68,13 +68,13 @@ def test_restart_while_a_long_step_runs_waits_for_it():
 
     worker = InferenceWorker(track, history=4)
     worker.start()
-    worker.submit_frame(Frame(stamp=1, header=None, rgb=None, seq=1))
+    worker.submit_frame(ReceivedFrame(stamp_ns=1, header=None, rgb=None, seq=1))
     time.sleep(0.2)
     worker.stop(timeout=0.1)           # the step is still running
     threading.Timer(0.3, release.set).start()
     worker.start()                     # returns once the old thread ended
     assert not any(t.is_alive() and t is not worker._thread for t in inside)
-    worker.submit_frame(Frame(stamp=2, header=None, rgb=None, seq=2))
+    worker.submit_frame(ReceivedFrame(stamp_ns=2, header=None, rgb=None, seq=2))
     time.sleep(0.3)
     assert len(inside) == 2 and inside[0] is not inside[1] and not inside[0].is_alive()
     worker.stop()

@@ -16,15 +16,20 @@ from typing import Any, Callable
 
 
 @dataclass
-class Frame:
+class ReceivedFrame:
     """One received image: header stamp (ns), header (kept for the outputs), RGB pixels, sequence number, arrival."""
 
-    stamp: int
+    stamp_ns: int  # the header's stamp; prompts and detections name their frame by it (0: no clock)
     header: Any
     rgb: Any  # [H, W, 3] uint8
     seq: int = 0  # the node's frame counter: the tracker's stamp (header stamps may repeat or be zero)
     received: float = field(default_factory=time.monotonic)
-    depth: Any = None  # use_depth: the paired depth Image message, set on the inference thread (depth_outputs.py)
+    depth: Any = None  # use_depth: the paired depth Image message, set on the inference thread (ros/depth_outputs.py)
+
+    @property
+    def time_s(self) -> float:
+        """The header stamp in seconds (what the object rules count time in)."""
+        return self.stamp_ns * 1e-9
 
 
 class JobRefused(RuntimeError):
@@ -33,23 +38,23 @@ class JobRefused(RuntimeError):
 
 @dataclass
 class _Job:
-    run: Callable[[Frame | None, bool], Any]  # (frame, stamp_found) -> result
-    stamp: int
+    run: Callable[[ReceivedFrame | None, bool], Any]  # (frame, stamp_found) -> result
+    stamp_ns: int
     future: Future
 
 
 class InferenceWorker:
     """Runs `track(frame)` on the newest frame and queued jobs in order, on one daemon thread."""
 
-    def __init__(self, track: Callable[[Frame], None], history: int,
+    def __init__(self, track: Callable[[ReceivedFrame], None], history: int,
                  on_error: Callable[[str], None] = lambda text: None, max_jobs: int = 100) -> None:
         self._track = track
         self.max_jobs = max_jobs  # jobs that may wait; read at each submit (a dynamic parameter)
         self._on_error = on_error
         self._cond = threading.Condition()
-        self._pending: Frame | None = None
+        self._pending: ReceivedFrame | None = None
         self._jobs: collections.deque[_Job] = collections.deque()
-        self._history: collections.deque[Frame] = collections.deque(maxlen=max(1, history))
+        self._history: collections.deque[ReceivedFrame] = collections.deque(maxlen=max(1, history))
         self._stop = False
         self._stop_reason = ""
         self._thread: threading.Thread | None = None
@@ -82,7 +87,7 @@ class InferenceWorker:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)  # a thread still in a long step ends after it; start() waits for that
 
-    def submit_frame(self, frame: Frame) -> None:
+    def submit_frame(self, frame: ReceivedFrame) -> None:
         """Offer a frame; it replaces a frame still waiting (counted as dropped)."""
         with self._cond:
             self.frames_in += 1
@@ -91,8 +96,8 @@ class InferenceWorker:
             self._pending = frame
             self._cond.notify()
 
-    def submit(self, run: Callable[[Frame | None, bool], Any], stamp: int = 0) -> Future:
-        """Queue a job for the frame named by `stamp` (0 = newest tracked). It gets (frame, found) and its result
+    def submit(self, run: Callable[[ReceivedFrame | None, bool], Any], stamp_ns: int = 0) -> Future:
+        """Queue a job for the frame named by `stamp_ns` (0 = newest tracked). It gets (frame, found) and its result
         completes the returned future; a frame still waiting with exactly that stamp is tracked first. A full queue
         or a stopped thread completes the future at once with JobRefused."""
         future: Future = Future()
@@ -102,16 +107,16 @@ class InferenceWorker:
             if refusal is not None:
                 future.set_exception(JobRefused(refusal))
                 return future
-            self._jobs.append(_Job(run, int(stamp), future))
+            self._jobs.append(_Job(run, int(stamp_ns), future))
             self._cond.notify()
         return future
 
-    def newest(self) -> Frame | None:
+    def newest(self) -> ReceivedFrame | None:
         """The newest tracked frame (None before the first)."""
         with self._cond:
             return self._history[-1] if self._history else None
 
-    def frame_with_seq(self, seq: int) -> Frame | None:
+    def frame_with_seq(self, seq: int) -> ReceivedFrame | None:
         """The tracked frame with this sequence number (the tracker's stamp), None once it left the history."""
         with self._cond:
             return next((f for f in reversed(self._history) if f.seq == seq), None)
@@ -131,7 +136,7 @@ class InferenceWorker:
                     return
                 job = self._jobs.popleft() if self._jobs else None
                 frame = None
-                if job is None or (job.stamp and self._pending is not None and self._pending.stamp == job.stamp):
+                if job is None or (job.stamp_ns and self._pending is not None and self._pending.stamp_ns == job.stamp_ns):
                     frame, self._pending = self._pending, None
                 self.busy = True
             try:
@@ -142,11 +147,11 @@ class InferenceWorker:
             finally:
                 self.busy = False
 
-    def _run_track(self, frame: Frame) -> None:
+    def _run_track(self, frame: ReceivedFrame) -> None:
         try:
             self._track(frame)
         except Exception as err:  # a bad frame must not stop the thread
-            self._on_error(f"tracking failed on frame {frame.stamp}: {type(err).__name__}: {err}")
+            self._on_error(f"tracking failed on frame {frame.stamp_ns}: {type(err).__name__}: {err}")
             return
         with self._cond:
             self._history.append(frame)
@@ -154,19 +159,19 @@ class InferenceWorker:
 
     def _run_job(self, job: _Job) -> None:
         with self._cond:
-            frame, found = self._find(job.stamp)
+            frame, found = self._find(job.stamp_ns)
         try:
             job.future.set_result(job.run(frame, found))
         except Exception as err:
             job.future.set_exception(err)
 
-    def _find(self, stamp: int) -> tuple[Frame | None, bool]:
+    def _find(self, stamp_ns: int) -> tuple[ReceivedFrame | None, bool]:
         """(frame, True) for a known stamp or stamp 0; (newest, False) for a stamp not in the history."""
         if not self._history:
-            return None, stamp == 0
-        if stamp == 0:
+            return None, stamp_ns == 0
+        if stamp_ns == 0:
             return self._history[-1], True
         for frame in reversed(self._history):
-            if frame.stamp == stamp:
+            if frame.stamp_ns == stamp_ns:
                 return frame, True
         return self._history[-1], False

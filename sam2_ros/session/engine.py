@@ -1,4 +1,5 @@
-"""Build the tracker the node drives: one factory call for the backend, the model only through it (no ROS here)."""
+"""Build the tracker a session drives: one factory call for the backend (which `auto` picks: backends/factory.py),
+the model only through it; the node's settings in, a StreamingTracker and the words to report about it out (ROS-free)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,6 @@ import torch
 
 from sam2_ros.backends import create_backend
 from sam2_ros.backends.factory import missing_device
-from sam2_ros.ros.params import Settings
 from sam2_ros.tracking import StreamingTracker, TrackerOptions
 
 
@@ -31,7 +31,8 @@ class Engine:
     def info(self) -> dict[str, str]:
         """Key/values for /diagnostics."""
         return {"backend": self.backend, "device": self.device, "model": self.model,
-                "weights": "RANDOM (no checkpoint)" if self.random_weights else "checkpoint"}
+                "weights": "RANDOM (no checkpoint)" if self.random_weights else "checkpoint",
+                "ready_s": f"{self.seconds:.1f}"}
 
 
 class _ToRosLogger(logging.Handler):
@@ -67,8 +68,9 @@ def _library_logs_to(ros_logger: Any) -> Iterator[None]:
         library.propagate = propagate
 
 
-def build_engine(settings: Settings, ros_logger: Any) -> Engine:
-    """Settings -> StreamingTracker over the selected backend. Raises ValueError/RuntimeError with a clear reason,
+def build_engine(settings: Any, ros_logger: Any) -> Engine:
+    """Settings (the node's: device, checkpoint, backend, model_config, image_size, precision, max_objects,
+    cpu_threads, prompt_history, memory_stride) -> StreamingTracker over the selected backend. Raises ValueError/RuntimeError with a clear reason,
     e.g. for a `device` this machine does not have (cuda without a GPU, cuda:N beyond its GPUs).
 
     ros_logger: the node's logger (`.info`, `.warning`); the factory's messages (which backend `auto` chose, ONNX
