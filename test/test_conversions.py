@@ -136,7 +136,7 @@ def test_frame_outputs_label_image_and_min_iou():
 
 
 def test_frame_outputs_are_in_ascending_id_order():
-    """The node's contract (README: ~/masks per object, ascending id): the tracker answers in insertion order (9, 3,
+    """The node's contract (docs/node.md: ~/masks per object, ascending id): the tracker answers in insertion order (9, 3,
     5); every per-object column, the columns' lookup and the label image's tie rule follow ascending ids."""
     logits = np.full((3, 6, 8), -5.0, np.float32)
     logits[0, 0:4, 0:4] = 2.0      # object 9

@@ -45,7 +45,7 @@ def _prompt_outcomes(node_proc, after: int) -> tuple[int, int, list[str]]:
 def test_32_concurrent_remove_object_calls_are_all_answered(client, node_proc):
     """The node answers all 32 (its log says so), and callers whose clients keep 32 responses receive them all. With
     rclpy's default client depth (10) every client also reads the others' responses (one response topic), so a
-    loaded caller can miss its own: seen once, 31 of 32, with two test runs sharing the 2 cores (README)."""
+    loaded caller can miss its own: seen once, 31 of 32, with two test runs sharing the 2 cores (docs/node.md)."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from sam2_ros.srv import RemoveObject

@@ -5,7 +5,7 @@ over the parameter service); malformed detections are skipped with a log line; s
 One node process for the module: the shipped micro model (models/sam2_micro.pt, 256 px), 320x240 synthetic frames sent
 reliably and one at a time (the next frame only after the node's masks for this one and the detector's array for it
 arrived), so no frame is dropped and the run is the one bench/objects_quality.py measures without ROS. The node's
-`~/detections` is remapped with `~/detections:=/detector/detections` (the README's rule). Detections start filtered to
+`~/detections` is remapped with `~/detections:=/detector/detections` (docs/detections.md). Detections start filtered to
 the four shape classes (`detection_classes` from the params file).
 """
 from __future__ import annotations

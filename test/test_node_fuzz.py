@@ -5,7 +5,7 @@ request (refusals with a reason), have logged no unexpected exception, and track
 tracker does.
 
 Budget: seed 19, at most FUZZ_MESSAGES messages + requests or FUZZ_SECONDS s of sending, whichever comes first
-(README, Testing). The shipped micro model at 256 px, so tracking is real and quick.
+(docs/testing.md). The shipped micro model at 256 px, so tracking is real and quick.
 """
 from __future__ import annotations
 

@@ -129,9 +129,9 @@ def test_detection_parameters_change_the_registry_rules_at_once(node):
     from rclpy.parameter import Parameter
 
     assert node.set_parameters([Parameter("detection_classes", Parameter.Type.STRING_ARRAY, ["cup"])])[0].successful
-    assert node.registry.options.detection_classes == ("cup",) and node.settings.detection_classes == ["cup"]
+    assert node.object_rules.detection_classes == ("cup",) and node.settings.detection_classes == ["cup"]
     assert node.set_parameters([Parameter("detection_classes", Parameter.Type.BOOL_ARRAY, [])])[0].successful
-    assert node.registry.options.detection_classes == () and node.settings.detection_classes == []
+    assert node.object_rules.detection_classes == () and node.settings.detection_classes == []
     for bad in (Parameter("detection_classes", Parameter.Type.STRING, "cup"),
                 Parameter("detection_classes", Parameter.Type.INTEGER_ARRAY, [1, 2]),
                 Parameter("detection_match_iou", Parameter.Type.DOUBLE, 0.0),
@@ -142,8 +142,8 @@ def test_detection_parameters_change_the_registry_rules_at_once(node):
     for name, value in [("detection_min_score", 0.8), ("detection_match_iou", 0.5), ("presence_threshold", 0.25),
                         ("lost_after", 4), ("remove_lost_after", 3.0)]:
         assert node.set_parameters([Parameter(name, value=value)])[0].successful
-        assert getattr(node.registry.options, name) == value, name
-    assert node.registry.options.max_objects == 16
+        assert getattr(node.object_rules, name) == value, name
+    assert node.object_rules.max_objects == 16
 
 
 def test_a_start_value_that_is_not_a_string_list_is_refused_at_start():

@@ -71,6 +71,7 @@ class Sam2Node(LifecycleNode):
         self.stats = NodeStats()
         self.engine = None                   # the backend-built tracker and what to say about it (configure)
         self.session: TrackingSession | None = None  # tracker + objects + rules (configure -> cleanup)
+        self.object_rules = object_options(self.settings)  # the detection / status rules in force (parameters)
         self._pubs: dict[str, Any] = {}
         self._entities: list[Any] = []      # subscriptions, timers of the active state
         self._camera_info: CameraInfo | None = None
@@ -112,7 +113,8 @@ class Sam2Node(LifecycleNode):
         }
         if self.settings.use_depth:
             self._pubs.update(create_publishers(self, out_qos))
-        self.session = TrackingSession(e.tracker, self, object_options(self.settings), session_options(self.settings))
+        self.object_rules = object_options(self.settings)
+        self.session = TrackingSession(e.tracker, self, self.object_rules, session_options(self.settings))
         self.service_handlers.create(self.settings.service_qos_depth)
         return super().on_configure(state)
 
@@ -220,6 +222,7 @@ class Sam2Node(LifecycleNode):
         except ValueError as err:
             return SetParametersResult(successful=False, reason=str(err))
         self.settings = settings
+        self.object_rules = rules or self.object_rules
         if self.session is not None:
             self.session.set_options(session_options(settings), rules)
         return SetParametersResult(successful=True)

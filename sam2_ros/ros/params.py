@@ -24,7 +24,7 @@ class Param:
     dynamic: bool = False  # takes effect at once; the others at the next configure
 
     def range_text(self) -> str:
-        """Human text of the allowed values, for the README table."""
+        """Human text of the allowed values, for the docs/node.md table."""
         if self.choices:
             return " \\| ".join(self.choices)
         if self.low is not None:
