@@ -1,8 +1,10 @@
 """Start the sam2 node.
 
-    ros2 launch sam2_ros sam2.launch.py image:=/camera/image_raw [params_file:=...] [namespace:=...] [depth:=...]
+    ros2 launch sam2_ros sam2.launch.py image:=/camera/image_raw [checkpoint:=/path/sam2.1_hiera_tiny.pt]
+        [model_config:=sam2.1_hiera_t] [params_file:=...] [namespace:=...] [depth:=...]
 
 Only names and files are wired here; every tunable lives in the parameters file (default: config/sam2.yaml).
+checkpoint and model_config, when given, override the file's (the two a deployment always sets).
 camera_info is remapped next to the image (…/image_raw -> …/camera_info), as image_transport does. depth (used when
 the parameters say use_depth: true) is remapped only when given: registered depth has no fixed place next to the image.
 """
@@ -23,13 +25,16 @@ def _node(context):
     depth = LaunchConfiguration("depth").perform(context)
     if depth:
         remappings.append(("depth", depth))
+    overrides = {"checkpoint": LaunchConfiguration("checkpoint").perform(context),
+                 "model_config": LaunchConfiguration("model_config").perform(context)}
+    overrides = {name: value for name, value in overrides.items() if value}
     return [LifecycleNode(
         package="sam2_ros",
         executable="sam2_node",
         name="sam2",
         namespace=LaunchConfiguration("namespace"),
         output="screen",
-        parameters=[LaunchConfiguration("params_file")],
+        parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
         remappings=remappings,
     )]
 
@@ -46,6 +51,10 @@ def generate_launch_description():
                                           "remapped), e.g. /camera/aligned_depth_to_color/image_raw"),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="parameters file (see config/sam2.yaml)"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="Meta's .pt checkpoint (empty: the parameters file's checkpoint)"),
+        DeclareLaunchArgument("model_config", default_value="",
+                              description="model config, e.g. sam2.1_hiera_t or edgetam (empty: the file's)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         OpaqueFunction(function=_node),
     ])

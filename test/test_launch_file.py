@@ -56,7 +56,7 @@ def test_names_the_installed_executable_and_config():
 def test_declares_the_arguments():
     tree = ast.parse(LAUNCH.read_text())
     declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
-    assert {"image", "camera_info", "depth", "params_file", "namespace"} <= declared
+    assert {"image", "camera_info", "depth", "params_file", "namespace", "checkpoint", "model_config"} <= declared
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
     assert declared == used, "every declared argument is used, every used one declared"
 
@@ -69,7 +69,7 @@ def test_runs_with_stand_in_launch_modules(tmp_path, monkeypatch):
 
     class LaunchConfiguration(Recorder):
         values = {"image": "/cam/front/image_raw", "camera_info": "", "depth": "", "namespace": "robot1",
-                  "params_file": "p.yaml"}
+                  "params_file": "p.yaml", "checkpoint": "", "model_config": ""}
 
         def perform(self, context):
             return self.values[self.args[0]]
@@ -100,6 +100,10 @@ def test_runs_with_stand_in_launch_modules(tmp_path, monkeypatch):
     assert remaps == {"image": "/cam/front/image_raw", "image/compressed": "/cam/front/image_raw/compressed",
                       "camera_info": "/cam/front/camera_info"}
     assert node.kwargs["executable"] == "sam2_node" and node.kwargs["parameters"][0].args == ("params_file",)
+    assert len(node.kwargs["parameters"]) == 1  # no override given: the file alone
+    LaunchConfiguration.values.update(checkpoint="/models/sam2.1_hiera_tiny.pt")
+    (node,) = actions[-1].kwargs["function"](None)
+    assert node.kwargs["parameters"][1] == {"checkpoint": "/models/sam2.1_hiera_tiny.pt"}  # overrides the file
     # depth is remapped when given (a RealSense's aligned depth), camera_info when given explicitly
     LaunchConfiguration.values.update(depth="/cam/aligned_depth_to_color/image_raw", camera_info="/cam/color/info")
     (node,) = actions[-1].kwargs["function"](None)
