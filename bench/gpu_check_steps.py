@@ -209,7 +209,8 @@ def step_cuda_graphs(ctx: Context) -> None:
         for i, (_, _, embed, pos) in enumerate(kept):  # attend_memory: B = 2, pointers > 0, different memories
             memory = torch.randn(2, (i + 1) * h * h, dim, generator=gen).to(plan.device)
             ptrs = torch.randn(2, 4 * (i + 1), dim, generator=gen).to(plan.device)
-            args = (embed.expand(2, -1, -1, -1), pos.expand(2, -1, -1, -1), memory, memory, ptrs, ptrs)
+            args = (embed.expand(2, -1, -1, -1), pos.expand(2, -1, -1, -1), memory, memory.clone(), ptrs,
+                    ptrs.clone())  # distinct tensors: aliasing is a guard a stream never meets
             outs.append(graphs.attend_memory(*args))
             refs.append(eager.attend_memory(*args))
         d["attend_memory_rel_err"] = [rel_err(o, r) for o, r in zip(outs, refs)]
