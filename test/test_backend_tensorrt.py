@@ -75,10 +75,63 @@ def test_profile_shapes_are_accepted_by_the_exported_graphs():
     print(f"{checked} profile corners run")
 
 
-def test_tensorrt_10_is_required():
+def test_tensorrt_10_and_11_are_supported():
     assert tensorrt_version_problem("10.13.3.9") is None and tensorrt_version_problem("10.0.1") is None
+    assert tensorrt_version_problem("11.4.1") is None  # what `pip install tensorrt` gives today
     assert "too old" in tensorrt_version_problem("8.6.1")
-    assert "install TensorRT 10.x" in tensorrt_version_problem("11.0.0")  # FP16/BF16 builder flags are gone in 11
+    assert "newer" in tensorrt_version_problem("12.0.0")
+
+
+@pytest.mark.parametrize("version,precision,onnx,strong,flag", [
+    ("11.4.1", "fp16", "fp16", True, None),  # 11: strongly typed only, precision from the graph
+    ("11.0.0", "bf16", "bf16", True, None),
+    ("11.4.1", "fp32", "fp32", True, None),
+    ("10.12.0", "fp16", "fp16", True, None),  # the first 10.x that builds the mixed-precision graph
+    ("10.13.3.9", "bf16", "bf16", True, None),
+    ("10.11.0", "fp16", "fp32", False, "FP16"),  # older 10.x: the fp32 graph with the weak-typing flag
+    ("10.3.0", "bf16", "fp32", False, "BF16"),  # JetPack 6's TensorRT
+    ("10.3.0", "fp32", "fp32", False, None),
+])
+def test_precision_plan_per_tensorrt_version(version, precision, onnx, strong, flag):
+    plan = trt_backend.precision_plan(version, precision)
+    assert (plan.onnx_precision, plan.strongly_typed, plan.builder_flag, plan.tf32) == (onnx, strong, flag, False)
+    with pytest.raises(ValueError):
+        trt_backend.precision_plan(version, "int8")
+
+
+def test_unaligned_views_are_copied_to_aligned_memory():
+    """A chunk of a batch (`labels[8:16]`) starts 32 bytes into its storage: TensorRT needs 256-byte addresses."""
+    labels = torch.arange(64 * 4, dtype=torch.int32).reshape(64, 4)  # [B, N] int32: 16 bytes per row
+    base = trt_backend.aligned(labels)
+    assert trt_backend.is_aligned(base)
+    chunk = base[8:16]
+    assert chunk.data_ptr() - base.data_ptr() == 128 and not trt_backend.is_aligned(chunk)
+    fixed = trt_backend.aligned(chunk)
+    assert trt_backend.is_aligned(fixed) and fixed.data_ptr() != chunk.data_ptr() and torch.equal(fixed, chunk)
+    assert trt_backend.aligned(fixed) is fixed  # aligned + contiguous: no copy
+    strided = base[:, 1]  # not contiguous
+    assert trt_backend.aligned(strided).is_contiguous() and torch.equal(trt_backend.aligned(strided), strided)
+    for alignment in (64, 512, 4096):
+        assert trt_backend.aligned(chunk, alignment).data_ptr() % alignment == 0
+    assert trt_backend.is_aligned(torch.empty(0, 4)[0:0])  # empty: bound to a dummy
+
+
+def test_refused_tensor_addresses_raise_with_the_name():
+    class Context:  # stands in for an IExecutionContext (a mock: no TensorRT here)
+        def __init__(self, ok):
+            self.ok, self.bound = ok, {}
+
+        def set_tensor_address(self, name, address):
+            self.bound[name] = address
+            return self.ok
+
+    good = Context(True)
+    trt_backend.bind_address(good, "point_labels", 4096)
+    assert good.bound == {"point_labels": 4096}
+    with pytest.raises(RuntimeError, match="'memory_pos'"):
+        trt_backend.bind_address(Context(False), "memory_pos", 8192)
+    with pytest.raises(ValueError, match="'point_coords'.*256-byte"):
+        trt_backend.bind_address(good, "point_coords", 4096 + 32)
 
 
 def test_engine_cache_key_names_the_build_recipe(monkeypatch, tmp_path):
@@ -87,13 +140,16 @@ def test_engine_cache_key_names_the_build_recipe(monkeypatch, tmp_path):
     profile = profile_shapes(PART_SPECS["attend_memory"], cfg, ShapeLimits())
     identity = {"tensorrt": "10.13.3", "gpu": "NVIDIA H100", "compute_capability": "9.0"}
     cache = ArtifactCache(tmp_path)
-    parts = engine_key_parts("ab" * 32, identity, "fp16", profile, None)
-    assert parts["recipe"] == trt_backend.BUILD_RECIPE
+    fp16, fp32 = (trt_backend.precision_plan("10.13.3", p) for p in ("fp16", "fp32"))
+    parts = engine_key_parts("ab" * 32, identity, fp16, profile, None)
+    assert parts["recipe"] == trt_backend.BUILD_RECIPE and parts["precision_plan"]["strongly_typed"]
     first = cache.path_for("trt", parts, ".engine")
-    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, "fp16", profile, None), ".engine") == first
-    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, "fp32", profile, None), ".engine") != first
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, fp16, profile, None), ".engine") == first
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, fp32, profile, None), ".engine") != first
+    weak = trt_backend.precision_plan("10.11.0", "fp16")  # same precision, another recipe (FP16 flag)
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, weak, profile, None), ".engine") != first
     monkeypatch.setattr(trt_backend, "BUILD_RECIPE", trt_backend.BUILD_RECIPE + 1)
-    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, "fp16", profile, None), ".engine") != first
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, fp16, profile, None), ".engine") != first
 
 
 def test_backend_refuses_without_tensorrt():
