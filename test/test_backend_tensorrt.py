@@ -1,6 +1,8 @@
 """TensorRT backend: optimisation profiles (checked anywhere, against the exported graphs' real shapes in ONNX Runtime),
 the version rule and the engine cache key (anywhere), and — only where a CUDA GPU and TensorRT 10 exist (marker
-`cuda`) — engines built and run against the torch backend, on their own stream, for SAM 2.1 and SAM 2.0 configs.
+`cuda`) — engines built and run against the torch backend (IEEE fp32 on both sides: TF32 off), on their own
+stream, for SAM 2.1 and SAM 2.0 configs. On the CPU also: the precision plan per TensorRT version and the address
+alignment rules.
 """
 from __future__ import annotations
 
@@ -160,12 +162,38 @@ def test_backend_refuses_without_tensorrt():
         TensorRTBackend(scratch_dir("no_trt"), glue)
 
 
+@pytest.fixture
+def strict_fp32():
+    """One fp32 definition on both sides: TensorRT's fp32 engines are built with TF32 off, and torch's cuDNN
+    convolutions use TF32 unless told not to (matmuls do not by default)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _export_for(precision: str):
+    """The export this TensorRT builds `precision` from (fp16/bf16 parts on >= 10.12 and 11, else fp32)."""
+    import tensorrt
+
+    from sam2_ros.backends.factory import ensure_export
+    from sam2_ros.model import weights_hash
+
+    plan = trt_backend.precision_plan(tensorrt.__version__, precision)
+    if plan.onnx_precision == "fp32":
+        return tiny_export(256)[1]
+    model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256)
+    return ensure_export(model, weights_hash(tiny_checkpoint(256)), scratch_dir("half_export"),
+                         precision=plan.onnx_precision)
+
+
 @pytest.mark.cuda
 @needs_trt
 @pytest.mark.parametrize("precision,mask_tol,feat_tol", [("fp32", 1e-2, 1e-3), ("fp16", 0.5, 5e-2)])
-def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol):
-    """Real TensorRT: tf32/fp16 kernels, so tolerances are looser than ONNX Runtime's exact-fp32 ones."""
-    _, export_dir = tiny_export(256)
+def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol, strict_fp32):
+    """Real TensorRT against torch, both IEEE fp32 for fp32 (TF32 off on both sides); fp16 engines from the
+    strongly typed mixed-precision export (or the FP16 flag before 10.12)."""
+    export_dir = _export_for(precision)
     model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256, device="cuda")
     cache = scratch_dir("trt_cache")
     trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", precision, cache,
@@ -179,9 +207,11 @@ def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol):
         print(f"{precision} encode_image max rel {err:.1e}")
         assert err <= feat_tol
         s0, s1, embed, pos = ref
-        for b in (1, 3, 6):  # 6 > max_objects: chunked
+        for b in (1, 3, 6):  # 6 > max_objects: chunked, point views 4 rows in are not 256-byte aligned
             e, f0, f1 = (t.expand(b, -1, -1, -1) for t in (embed, s0, s1))
-            out, exp = (be.decode(e, f0, f1, None, None, None, True) for be in (trt_be, torch_be))
+            coords = torch.rand(b, 1, 2, generator=gen).cuda() * 256
+            labels = torch.ones(b, 1, dtype=torch.int32, device="cuda")
+            out, exp = (be.decode(e, f0, f1, coords, labels, None, True) for be in (trt_be, torch_be))
             err = max_abs(out.low_res_multimasks, exp.low_res_multimasks)
             print(f"{precision} decode B={b} mask max abs {err:.1e}")
             assert err <= mask_tol
@@ -206,7 +236,7 @@ def _tracked_logits_gap(reference, backend, frames: int) -> float:
 
 @pytest.mark.cuda
 @needs_trt
-def test_tracker_on_tensorrt_fp32():
+def test_tracker_on_tensorrt_fp32(strict_fp32):
     model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256, device="cuda")
     _, export_dir = tiny_export(256)
     trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", "fp32",

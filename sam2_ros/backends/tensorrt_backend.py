@@ -114,7 +114,7 @@ def tensorrt_unavailable(device: torch.device | str = "cuda") -> str | None:
     try:
         import tensorrt as trt
     except ImportError as err:
-        return f"the tensorrt Python package is not installed ({err})"
+        return f"the tensorrt Python package (10.x or 11.x) is not installed ({err})"
     return tensorrt_version_problem(trt.__version__)
 
 

@@ -32,9 +32,9 @@ WARMUP_ENCODER_CALLS = 3  # CUDA graph trees run eagerly first, then record, the
 def warmup_shapes(config: Sam2Config, max_objects: int) -> list[tuple[int, int, int]]:
     """(objects, memory frames, pointer tokens) of memory-attention calls that cover a stream's shapes.
 
-    torch.compile(dynamic=True) specialises sizes 0 and 1: one object vs several, and no pointer tokens vs some
-    (one pointer is C/D tokens), each need their own graph. Memory frames never give 0 or 1 tokens (a frame is h*w
-    of them); two frame counts check that the memory axis stays dynamic.
+    With the varying axes marked dynamic (size-oblivious, no duck sizing) these make two graphs: no pointer tokens
+    (a symbolic 0 is not traced) and some; the other sizes (1 or several objects, 1 or num_maskmem frames) check
+    that one graph takes them all — a test proves that a stream compiles nothing more.
     """
     split = config.hidden_dim // config.mem_dim
     objects = (1, 2) if max_objects >= 2 else (1,)
