@@ -232,7 +232,11 @@ class TensorRTBackend(ExportedBackend):
             self._activations = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
             for graph, engine in self.engines.items():
                 context = self.contexts[graph] = engine.create_execution_context(strategy)
-                context.set_device_memory(self._activations.data_ptr(), self._activations.numel())
+                setter = getattr(context, "set_device_memory", None)  # (address, size): TensorRT 10.1+
+                if setter is not None:
+                    setter(self._activations.data_ptr(), self._activations.numel())
+                else:  # the property of every 10.x/11.x binding
+                    context.device_memory = self._activations.data_ptr()
             return size
         except (AttributeError, TypeError) as err:  # a TensorRT 10.0 binding without these: one block each
             logger.info("TensorRT: contexts get their own device memory (%s)", err)
