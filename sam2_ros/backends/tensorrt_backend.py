@@ -132,6 +132,19 @@ def gpu_identity(device: torch.device) -> dict[str, Any]:
     return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
 
 
+def _keep_sensitive_layers_fp32(trt: Any, network: Any, config: Any) -> None:
+    """Weak typing (TensorRT < 10.12 with FP16/BF16): normalization and softmax layers computed and written in
+    fp32, as the strongly typed graphs have them (half LayerNorm statistics overflow)."""
+    sensitive = {trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type in sensitive:
+            layer.precision = trt.float32
+            for k in range(layer.num_outputs):
+                layer.set_output_type(k, trt.float32)
+    config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+
+
 def _device_memory_size(engine: Any) -> int:
     """Activation memory one execution context of an engine needs (TensorRT 10.1+: the _v2 name; 11 only has it)."""
     size = getattr(engine, "device_memory_size_v2", None)
@@ -283,6 +296,7 @@ class TensorRTBackend(ExportedBackend):
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_gib * 2**30))
         if self.plan.builder_flag:  # TensorRT < 10.12: weak typing on the fp32 graph
             config.set_flag(getattr(trt.BuilderFlag, self.plan.builder_flag))
+            _keep_sensitive_layers_fp32(trt, network, config)
         if not self.plan.tf32 and hasattr(trt.BuilderFlag, "TF32"):
             config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (TF32 rounds matmul inputs to 10 bits)
         shapes = profile_shapes(spec, self.config, self.limits)
