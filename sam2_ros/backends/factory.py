@@ -246,10 +246,10 @@ def create_backend(name: str = "auto", model_config: str = "sam2.1_hiera_t", che
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     onnx_precision = "fp32"
     if name == "tensorrt":  # TensorRT >= 10.12 / 11 builds half engines from a mixed-precision export
-        import tensorrt
+        from sam2_ros.backends.tensorrt_plan import precision_plan, tensorrt_version
 
-        from sam2_ros.backends.tensorrt_plan import precision_plan
-        onnx_precision = precision_plan(tensorrt.__version__, precision).onnx_precision
+        version = tensorrt_version()  # None: TensorRTBackend says why it cannot run
+        onnx_precision = precision_plan(version, precision).onnx_precision if version else "fp32"
     if export_dir is None:
         export_dir = ensure_export(model, weights, root, precision=onnx_precision)
     else:

@@ -17,6 +17,15 @@ def _version(version: str) -> tuple[int, int]:
     return int(major), int(rest.partition(".")[0] or 0)
 
 
+def tensorrt_version() -> str | None:
+    """The installed tensorrt package's version, None when it does not import."""
+    try:
+        import tensorrt
+    except ImportError:
+        return None
+    return str(tensorrt.__version__)
+
+
 def tensorrt_version_problem(version: str) -> str | None:
     """None for TensorRT 10.x and 11.x, else why this backend cannot use that version."""
     major = _version(version)[0]
@@ -82,4 +91,4 @@ def bind_address(context: Any, name: str, address: int) -> None:
 
 
 __all__ = ["ALIGNMENT", "PRECISIONS", "STRONGLY_TYPED_SINCE", "PrecisionPlan", "aligned", "bind_address", "is_aligned",
-           "precision_plan", "tensorrt_version_problem"]
+           "precision_plan", "tensorrt_version", "tensorrt_version_problem"]
