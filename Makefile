@@ -45,11 +45,13 @@ bench: setup
 	$(PY) bench/overlay_captions.py
 	$(PY) bench/auto_start.py
 
-# On a machine with a CUDA GPU: no venv needed, only a python with torch (CUDA) and numpy. At most 8 minutes; results
-# in bench/out/gpu_check.json and bench/out/gpu_check.md (see docs/BENCHMARKS.md, "GPU").
+# On a machine with a CUDA GPU: no venv needed, only a python with torch (CUDA) and numpy. At most 5 minutes; results
+# in bench/out/gpu_check.json and bench/out/gpu_check.md (see docs/BENCHMARKS.md, "GPU"). More options: ARGS="...".
+# `make gpu-check --dry-run` (make's -n) prints the check's plan and budgets: the `+` line runs under -n too.
 GPU_PYTHON ?= python3
+ARGS ?=
 gpu-check:
-	$(GPU_PYTHON) bench/gpu_check.py --out bench/out
+	+$(GPU_PYTHON) bench/gpu_check.py --out bench/out $(if $(findstring n,$(firstword -$(MAKEFLAGS))),--dry-run) $(ARGS)
 
 clean:
 	rm -rf build install log $(VENV)

@@ -1,6 +1,8 @@
 """TensorRT backend: optimisation profiles (checked anywhere, against the exported graphs' real shapes in ONNX Runtime),
 the version rule and the engine cache key (anywhere), and — only where a CUDA GPU and TensorRT 10 exist (marker
-`cuda`) — engines built and run against the torch backend, on their own stream, for SAM 2.1 and SAM 2.0 configs.
+`cuda`) — engines built and run against the torch backend (IEEE fp32 on both sides: TF32 off), on their own
+stream, for SAM 2.1 and SAM 2.0 configs. On the CPU also: the precision plan per TensorRT version and the address
+alignment rules.
 """
 from __future__ import annotations
 
@@ -75,10 +77,63 @@ def test_profile_shapes_are_accepted_by_the_exported_graphs():
     print(f"{checked} profile corners run")
 
 
-def test_tensorrt_10_is_required():
+def test_tensorrt_10_and_11_are_supported():
     assert tensorrt_version_problem("10.13.3.9") is None and tensorrt_version_problem("10.0.1") is None
+    assert tensorrt_version_problem("11.4.1") is None  # what `pip install tensorrt` gives today
     assert "too old" in tensorrt_version_problem("8.6.1")
-    assert "install TensorRT 10.x" in tensorrt_version_problem("11.0.0")  # FP16/BF16 builder flags are gone in 11
+    assert "newer" in tensorrt_version_problem("12.0.0")
+
+
+@pytest.mark.parametrize("version,precision,onnx,strong,flag", [
+    ("11.4.1", "fp16", "fp16", True, None),  # 11: strongly typed only, precision from the graph
+    ("11.0.0", "bf16", "bf16", True, None),
+    ("11.4.1", "fp32", "fp32", True, None),
+    ("10.12.0", "fp16", "fp16", True, None),  # the first 10.x that builds the mixed-precision graph
+    ("10.13.3.9", "bf16", "bf16", True, None),
+    ("10.11.0", "fp16", "fp32", False, "FP16"),  # older 10.x: the fp32 graph with the weak-typing flag
+    ("10.3.0", "bf16", "fp32", False, "BF16"),  # JetPack 6's TensorRT
+    ("10.3.0", "fp32", "fp32", False, None),
+])
+def test_precision_plan_per_tensorrt_version(version, precision, onnx, strong, flag):
+    plan = trt_backend.precision_plan(version, precision)
+    assert (plan.onnx_precision, plan.strongly_typed, plan.builder_flag, plan.tf32) == (onnx, strong, flag, False)
+    with pytest.raises(ValueError):
+        trt_backend.precision_plan(version, "int8")
+
+
+def test_unaligned_views_are_copied_to_aligned_memory():
+    """A chunk of a batch (`labels[8:16]`) starts 32 bytes into its storage: TensorRT needs 256-byte addresses."""
+    labels = torch.arange(64 * 4, dtype=torch.int32).reshape(64, 4)  # [B, N] int32: 16 bytes per row
+    base = trt_backend.aligned(labels)
+    assert trt_backend.is_aligned(base)
+    chunk = base[8:16]
+    assert chunk.data_ptr() - base.data_ptr() == 128 and not trt_backend.is_aligned(chunk)
+    fixed = trt_backend.aligned(chunk)
+    assert trt_backend.is_aligned(fixed) and fixed.data_ptr() != chunk.data_ptr() and torch.equal(fixed, chunk)
+    assert trt_backend.aligned(fixed) is fixed  # aligned + contiguous: no copy
+    strided = base[:, 1]  # not contiguous
+    assert trt_backend.aligned(strided).is_contiguous() and torch.equal(trt_backend.aligned(strided), strided)
+    for alignment in (64, 512, 4096):
+        assert trt_backend.aligned(chunk, alignment).data_ptr() % alignment == 0
+    assert trt_backend.is_aligned(torch.empty(0, 4)[0:0])  # empty: bound to a dummy
+
+
+def test_refused_tensor_addresses_raise_with_the_name():
+    class Context:  # stands in for an IExecutionContext (a mock: no TensorRT here)
+        def __init__(self, ok):
+            self.ok, self.bound = ok, {}
+
+        def set_tensor_address(self, name, address):
+            self.bound[name] = address
+            return self.ok
+
+    good = Context(True)
+    trt_backend.bind_address(good, "point_labels", 4096)
+    assert good.bound == {"point_labels": 4096}
+    with pytest.raises(RuntimeError, match="'memory_pos'"):
+        trt_backend.bind_address(Context(False), "memory_pos", 8192)
+    with pytest.raises(ValueError, match="'point_coords'.*256-byte"):
+        trt_backend.bind_address(good, "point_coords", 4096 + 32)
 
 
 def test_engine_cache_key_names_the_build_recipe(monkeypatch, tmp_path):
@@ -87,13 +142,16 @@ def test_engine_cache_key_names_the_build_recipe(monkeypatch, tmp_path):
     profile = profile_shapes(PART_SPECS["attend_memory"], cfg, ShapeLimits())
     identity = {"tensorrt": "10.13.3", "gpu": "NVIDIA H100", "compute_capability": "9.0"}
     cache = ArtifactCache(tmp_path)
-    parts = engine_key_parts("ab" * 32, identity, "fp16", profile, None)
-    assert parts["recipe"] == trt_backend.BUILD_RECIPE
+    fp16, fp32 = (trt_backend.precision_plan("10.13.3", p) for p in ("fp16", "fp32"))
+    parts = engine_key_parts("ab" * 32, identity, fp16, profile, None)
+    assert parts["recipe"] == trt_backend.BUILD_RECIPE and parts["precision_plan"]["strongly_typed"]
     first = cache.path_for("trt", parts, ".engine")
-    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, "fp16", profile, None), ".engine") == first
-    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, "fp32", profile, None), ".engine") != first
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, fp16, profile, None), ".engine") == first
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, fp32, profile, None), ".engine") != first
+    weak = trt_backend.precision_plan("10.11.0", "fp16")  # same precision, another recipe (FP16 flag)
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, weak, profile, None), ".engine") != first
     monkeypatch.setattr(trt_backend, "BUILD_RECIPE", trt_backend.BUILD_RECIPE + 1)
-    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, "fp16", profile, None), ".engine") != first
+    assert cache.path_for("trt", engine_key_parts("ab" * 32, identity, fp16, profile, None), ".engine") != first
 
 
 def test_backend_refuses_without_tensorrt():
@@ -104,12 +162,38 @@ def test_backend_refuses_without_tensorrt():
         TensorRTBackend(scratch_dir("no_trt"), glue)
 
 
+@pytest.fixture
+def strict_fp32():
+    """One fp32 definition on both sides: TensorRT's fp32 engines are built with TF32 off, and torch's cuDNN
+    convolutions use TF32 unless told not to (matmuls do not by default)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _export_for(precision: str):
+    """The export this TensorRT builds `precision` from (fp16/bf16 parts on >= 10.12 and 11, else fp32)."""
+    import tensorrt
+
+    from sam2_ros.backends.factory import ensure_export
+    from sam2_ros.model import weights_hash
+
+    plan = trt_backend.precision_plan(tensorrt.__version__, precision)
+    if plan.onnx_precision == "fp32":
+        return tiny_export(256)[1]
+    model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256)
+    return ensure_export(model, weights_hash(tiny_checkpoint(256)), scratch_dir("half_export"),
+                         precision=plan.onnx_precision)
+
+
 @pytest.mark.cuda
 @needs_trt
 @pytest.mark.parametrize("precision,mask_tol,feat_tol", [("fp32", 1e-2, 1e-3), ("fp16", 0.5, 5e-2)])
-def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol):
-    """Real TensorRT: tf32/fp16 kernels, so tolerances are looser than ONNX Runtime's exact-fp32 ones."""
-    _, export_dir = tiny_export(256)
+def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol, strict_fp32):
+    """Real TensorRT against torch, both IEEE fp32 for fp32 (TF32 off on both sides); fp16 engines from the
+    strongly typed mixed-precision export (or the FP16 flag before 10.12)."""
+    export_dir = _export_for(precision)
     model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256, device="cuda")
     cache = scratch_dir("trt_cache")
     trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", precision, cache,
@@ -123,9 +207,11 @@ def test_engines_match_torch_on_gpu(precision, mask_tol, feat_tol):
         print(f"{precision} encode_image max rel {err:.1e}")
         assert err <= feat_tol
         s0, s1, embed, pos = ref
-        for b in (1, 3, 6):  # 6 > max_objects: chunked
+        for b in (1, 3, 6):  # 6 > max_objects: chunked, point views 4 rows in are not 256-byte aligned
             e, f0, f1 = (t.expand(b, -1, -1, -1) for t in (embed, s0, s1))
-            out, exp = (be.decode(e, f0, f1, None, None, None, True) for be in (trt_be, torch_be))
+            coords = torch.rand(b, 1, 2, generator=gen).cuda() * 256
+            labels = torch.ones(b, 1, dtype=torch.int32, device="cuda")
+            out, exp = (be.decode(e, f0, f1, coords, labels, None, True) for be in (trt_be, torch_be))
             err = max_abs(out.low_res_multimasks, exp.low_res_multimasks)
             print(f"{precision} decode B={b} mask max abs {err:.1e}")
             assert err <= mask_tol
@@ -150,7 +236,7 @@ def _tracked_logits_gap(reference, backend, frames: int) -> float:
 
 @pytest.mark.cuda
 @needs_trt
-def test_tracker_on_tensorrt_fp32():
+def test_tracker_on_tensorrt_fp32(strict_fp32):
     model = build_sam2(CONFIG, checkpoint=tiny_checkpoint(256), image_size=256, device="cuda")
     _, export_dir = tiny_export(256)
     trt_be = TensorRTBackend(export_dir, strip_for_glue(copy.deepcopy(model)), "cuda", "fp32",

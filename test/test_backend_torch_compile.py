@@ -1,8 +1,9 @@
 """The torch backend's compiled path (CUDA): CUDA-graph outputs that outlive a call are copies, and a warm-up at
 configure time compiles every memory-attention shape a stream meets (1 or several objects, no pointers or some).
 
-On the CPU: the warm-up's shape list and run, and the copy rule with a static buffer standing in for a CUDA graph's
-replay output. With a CUDA GPU (marker `cuda`): the real thing, each part called 3 times with different inputs and
+On the CPU: the warm-up's shape list and run (distinct tensors), the copy rule with a static buffer standing in for a
+CUDA graph's replay output, and — compiled with `compile_backend="aot_eager"` — a stream with late prompts, an object
+removed and one added after the memory bank is full that compiles nothing after the warm-up. With a CUDA GPU (marker `cuda`): the real thing, each part called 3 times with different inputs and
 every kept output compared afterwards, a late prompt on an older history frame, and no recompilation mid-stream.
 """
 from __future__ import annotations
@@ -50,6 +51,62 @@ def test_warm_up_runs_every_shape():
     backend._attend_memory = recording
     shapes = backend.warm_up(max_objects=3)
     assert calls == shapes
+
+
+def test_warm_up_inputs_are_distinct_tensors():
+    """dynamo guards on aliasing: a warm-up passing one tensor as memory and memory_pos compiles graphs that a
+    stream (always distinct tensors) never uses."""
+    backend = TorchBackend(_micro())
+    seen = []
+    original = backend._attend_memory
+
+    def recording(*args):
+        seen.append({t.data_ptr() for t in args[2:] if t.numel()} | {id(t) for t in args[2:]})
+        assert len({id(t) for t in args}) == len(args)
+        return original(*args)
+
+    backend._attend_memory = recording
+    backend.warm_up(max_objects=2)
+    assert seen and all(len(ids) >= 4 for ids in seen)
+
+
+def _stream(backend, size: int):
+    """Late prompts, an object removed and one added after the memory bank is full; returns every result."""
+    scene = SyntheticScene(size, size + size // 4, num_objects=3, seed=0)
+    frames = [scene.frame(i) for i in range(16)]
+    tracker = StreamingTracker(backend, TrackerOptions(history=6))
+    out = [tracker.track(f.rgb, stamp=f.index) for f in frames[:2]]
+    out.append(tracker.add_prompt(1, points=np.array([frames[1].inner_point(0)]), labels=np.array([1])))
+    out += [tracker.track(f.rgb, stamp=f.index) for f in frames[2:4]]
+    out.append(tracker.add_prompt(2, box=np.array(frames[2].box(1), float), stamp=2))  # late: an older frame
+    out += [tracker.track(f.rgb, stamp=f.index) for f in frames[4:11]]  # the bank fills (7 slots)
+    tracker.remove_object(1)
+    out.append(tracker.track(frames[11].rgb, stamp=11))
+    out.append(tracker.add_prompt(3, box=np.array(frames[11].box(2), float)))
+    out.append(tracker.add_prompt(2, points=np.array([frames[10].inner_point(1)]), labels=np.array([1]), stamp=10))
+    out += [tracker.track(f.rgb, stamp=f.index) for f in frames[12:]]
+    return out
+
+
+def test_compiled_stream_compiles_nothing_after_warm_up():
+    """aot_eager on the CPU: the warm-up makes a few graphs (encoder, memory attention with and without pointer
+    tokens) and the stream none; compiled results equal eager ones."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = _micro(64)
+    fast = TorchBackend(model, compile=True, compile_backend="aot_eager")
+    before = _graph_count()
+    fast.warm_up(max_objects=2)
+    warm = _graph_count() - before
+    assert 1 <= warm <= 3, f"warm-up made {warm} graphs"
+    got = _stream(fast, 64)
+    assert _graph_count() - before == warm, "torch.compile compiled mid-stream"
+    want = _stream(TorchBackend(model), 64)
+    assert [r.object_ids for r in got] == [r.object_ids for r in want] and any(len(r) == 2 for r in want)
+    for a, b in zip(got, want):
+        if len(b):
+            assert float(np.abs(a.mask_logits - b.mask_logits).max()) <= 1e-3
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -102,7 +159,8 @@ def test_cuda_graphs_each_call_kept_and_correct(precision, tol):
         for i, (_, _, embed, pos) in enumerate(refs):
             memory = torch.randn(2, (i + 1) * h * h, d, generator=gen).cuda()
             ptrs = torch.randn(2, 2 * (i + 1), d, generator=gen).cuda()
-            args = (embed.expand(2, -1, -1, -1), pos.expand(2, -1, -1, -1), memory, memory, ptrs, ptrs)
+            args = (embed.expand(2, -1, -1, -1), pos.expand(2, -1, -1, -1), memory, memory.clone(), ptrs,
+                    ptrs.clone())
             outs.append((fast.attend_memory(*args), ref.attend_memory(*args)))
         for got, want in outs:
             assert float((got - want).abs().max() / want.abs().max()) <= tol

@@ -1,4 +1,4 @@
-"""sam2_ros/ros/detections.py without a node: Detection2DArray <-> RawDetection (real generated vision_msgs types,
+"""sam2_ros/ros/detection_msgs.py without a node: Detection2DArray <-> RawDetection (real generated vision_msgs types,
 serialised as DDS would), events -> ObjectEvent, parameters -> ObjectOptions, and the log lines of an array."""
 from __future__ import annotations
 

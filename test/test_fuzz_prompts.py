@@ -1,5 +1,5 @@
 """Property-based fuzzing of prompt validation (issue 19): the one prompt check (sam2_ros/tracking/prompts.py) and the
-node's side of it (sam2_ros/ros/prompts.py: Prompt messages, clicks, object ids, mask messages). Hostile points,
+node's side of it (sam2_ros/ros/prompt_msgs.py and sam2_ros/session/requests.py: Prompt messages, clicks, object ids, mask messages). Hostile points,
 labels, boxes and masks (NaN, inf, huge, wrong shapes and dtypes, text, ragged lists) give a ValueError with a reason
 (PromptError and ImageError are ValueErrors) or a prompt that really is valid; valid prompts map to the model's
 input pixels and back. Budget: fuzz_util.py."""

@@ -114,25 +114,33 @@ def resolve_backend(name: str, device: str | torch.device) -> tuple[str, torch.d
     return name, device
 
 
-def ensure_export(model: Sam2Model, weights: str, cache_root: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
+def ensure_export(model: Sam2Model, weights: str, cache_root: str | os.PathLike, opset: int = DEFAULT_OPSET,
+                  precision: str = "fp32") -> Path:
     """ONNX export of every part for this model, cached under cache_root/onnx keyed by config, image size, weights
-    hash, torch version and opset; a directory whose files fail their checksums is exported again."""
+    hash, torch version, opset and precision (fp16/bf16: mixed-precision graphs, with the pass's recipe); a
+    directory whose files fail their checksums is exported again."""
+    from sam2_ros.export.precision import RECIPE
+
     cfg = model.config
-    key = cache_key({"config": cfg.name, "fingerprint": config_fingerprint(model), "image_size": cfg.image_size,
-                     "weights": weights, "torch": torch.__version__, "opset": opset, "format": EXPORT_FORMAT})
-    target = Path(cache_root) / "onnx" / f"{cfg.name}-{cfg.image_size}-{key}"
+    parts = {"config": cfg.name, "fingerprint": config_fingerprint(model), "image_size": cfg.image_size,
+             "weights": weights, "torch": torch.__version__, "opset": opset, "format": EXPORT_FORMAT}
+    if precision != "fp32":  # fp32 keys are unchanged by the precision option
+        parts.update(precision=precision, precision_recipe=RECIPE)
+    key = cache_key(parts)
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    target = Path(cache_root) / "onnx" / f"{cfg.name}-{cfg.image_size}{suffix}-{key}"
     problem = verify_export(target) if target.exists() else "not exported yet"
     if problem is None:
         logger.info("using cached ONNX export %s", target)
         return target
-    if target.exists() and _repair_export(model, target, weights, opset, problem):
+    if target.exists() and _repair_export(model, target, weights, opset, problem, precision):
         return target
     logger.warning("exporting %s@%d to ONNX (%s); cached afterwards in %s", cfg.name, cfg.image_size, problem, target)
     start = time.perf_counter()
     shutil.rmtree(target, ignore_errors=True)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    export_parts(model, tmp, weights_hash=weights, opset=opset, progress=logger.info)
+    export_parts(model, tmp, weights_hash=weights, opset=opset, progress=logger.info, precision=precision)
     try:
         os.replace(tmp, target)
     except OSError:  # another process finished the same export first: use theirs if it is sound
@@ -144,7 +152,8 @@ def ensure_export(model: Sam2Model, weights: str, cache_root: str | os.PathLike,
     return target
 
 
-def _repair_export(model: Sam2Model, target: Path, weights: str, opset: int, problem: str) -> bool:
+def _repair_export(model: Sam2Model, target: Path, weights: str, opset: int, problem: str,
+                   precision: str = "fp32") -> bool:
     """Re-export only the parts of a cached export whose files fail their checksum; False if that cannot help."""
     try:
         meta = read_metadata(target)
@@ -156,7 +165,8 @@ def _repair_export(model: Sam2Model, target: Path, weights: str, opset: int, pro
     logger.warning("cached ONNX export %s: %s; re-exporting %s", target, problem, ", ".join(broken))
     tmp = target.with_name(f"{target.name}.{os.getpid()}.repair")
     shutil.rmtree(tmp, ignore_errors=True)
-    fresh = export_parts(model, tmp, weights_hash=weights, parts=broken, opset=opset, progress=logger.warning)
+    fresh = export_parts(model, tmp, weights_hash=weights, parts=broken, opset=opset, progress=logger.warning,
+                         precision=precision)
     for name in broken:
         os.replace(tmp / fresh["parts"][name]["file"], target / fresh["parts"][name]["file"])
         meta["parts"][name] = fresh["parts"][name]
@@ -234,8 +244,14 @@ def create_backend(name: str = "auto", model_config: str = "sam2.1_hiera_t", che
     model = _build_model(model_config, checkpoint, image_size, "cpu")
     weights = weights_hash(checkpoint) if checkpoint else state_hash(model)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    onnx_precision = "fp32"
+    if name == "tensorrt":  # TensorRT >= 10.12 / 11 builds half engines from a mixed-precision export
+        from sam2_ros.backends.tensorrt_plan import precision_plan, tensorrt_version
+
+        version = tensorrt_version()  # None: TensorRTBackend says why it cannot run
+        onnx_precision = precision_plan(version, precision).onnx_precision if version else "fp32"
     if export_dir is None:
-        export_dir = ensure_export(model, weights, root)
+        export_dir = ensure_export(model, weights, root, precision=onnx_precision)
     else:
         problem = verify_export(export_dir)
         if problem:

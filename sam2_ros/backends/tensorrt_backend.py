@@ -1,8 +1,15 @@
-"""TensorRT backend (TensorRT 10 Python API): engines built from the exported ONNX graphs, run on torch CUDA tensors.
+"""TensorRT backend (TensorRT 10 and 11 Python API): engines built from the exported ONNX graphs, run on torch CUDA
+tensors.
 
-- Precision: fp16 (default), bf16 or fp32; graph I/O stays float32/int32 as exported. fp16/bf16 use the builder
-  flags that TensorRT 11 removed, so the backend requires TensorRT 10.x and says so otherwise. fp32 engines are
-  built with TF32 off (true fp32, comparable with torch's fp32 matmuls).
+- Precision: fp16 (default), bf16 or fp32; graph I/O stays float32/int32 as exported. `precision_plan` picks how:
+  TensorRT >= 10.12 (and 11, where it is the only mode) builds the strongly typed mixed-precision export
+  (`python -m sam2_ros.export --precision fp16|bf16`: half weights and matmuls/convolutions, the rest fp32);
+  TensorRT < 10.12 (Jetson's JetPack) builds the fp32 export with the FP16/BF16 builder flag. fp32 engines are
+  built with TF32 off (true fp32, comparable with torch's fp32 matmuls when TF32 is off there too).
+- Addresses: TensorRT needs >= 256-byte aligned tensor addresses; an input view that is not (a chunk of objects,
+  a row slice) is copied to aligned memory, and a refused `set_tensor_address` raises with the tensor's name.
+- Memory: all execution contexts share one device-memory allocation (the largest engine's need), since the parts
+  run one after another on one stream.
 - Inputs are bound by the graph's own list (`num_io_tensors` / `get_tensor_mode`; the exporter drops unused
   inputs), and profiles are made for the network's own inputs (`network.get_input`).
 - Optimisation profiles (`profile_shapes`) cover 1..max objects, 1..max points, 1..max memory frames and
@@ -29,14 +36,16 @@ import torch
 
 from sam2_ros.backends.cache import ArtifactCache, atomic_write, cache_key
 from sam2_ros.backends.exported import ExportedBackend, bind_inputs
+from sam2_ros.backends.tensorrt_plan import (ALIGNMENT, PRECISIONS, PrecisionPlan, aligned, bind_address, is_aligned,
+                                             precision_plan, tensorrt_version_problem)
 from sam2_ros.export.onnx_export import read_metadata
 from sam2_ros.export.parts import PART_SPECS, PartSpec
 from sam2_ros.model.config import Sam2Config
 from sam2_ros.model.sam2 import Sam2Model
 
 logger = logging.getLogger(__name__)
-PRECISIONS = ("fp16", "bf16", "fp32")
-BUILD_RECIPE = 2  # bump when _build changes what an engine is (cache keys include it); 2: TF32 off for fp32
+BUILD_RECIPE = 3  # bump when _build changes what an engine is (cache keys include it); 2: TF32 off for fp32;
+# 3: precision plan (strongly typed mixed-precision graphs or the weak-typing flag)
 Shape = tuple[int, ...]
 
 
@@ -105,33 +114,41 @@ def tensorrt_unavailable(device: torch.device | str = "cuda") -> str | None:
     try:
         import tensorrt as trt
     except ImportError as err:
-        return f"the tensorrt Python package is not installed ({err})"
+        return f"the tensorrt Python package (10.x or 11.x) is not installed ({err})"
     return tensorrt_version_problem(trt.__version__)
 
 
-def tensorrt_version_problem(version: str) -> str | None:
-    """None for TensorRT 10.x, else why this backend cannot use that version."""
-    major = int(version.split(".")[0])
-    if major < 10:
-        return f"TensorRT {version} is too old (this backend uses the TensorRT 10 API)"
-    if major > 10:
-        return (f"TensorRT {version} removed the FP16/BF16 builder flags this backend builds with; "
-                "install TensorRT 10.x (pip install 'tensorrt>=10,<11')")
-    return None
-
-
-def engine_key_parts(onnx_sha256: str, identity: dict[str, Any], precision: str,
+def engine_key_parts(onnx_sha256: str, identity: dict[str, Any], plan: PrecisionPlan,
                      profile: dict[str, tuple[Shape, Shape, Shape]], workspace_gib: float | None) -> dict[str, Any]:
-    """Everything an engine depends on (its cache key): the graph, the build recipe, TensorRT + GPU, precision,
-    optimisation profile and workspace."""
-    return {"onnx_sha256": onnx_sha256, "recipe": BUILD_RECIPE, **identity, "precision": precision,
-            "profile": profile, "workspace_gib": workspace_gib}
+    """Everything an engine depends on (its cache key): the graph, the build recipe, TensorRT + GPU, the precision
+    recipe (plan), optimisation profile and workspace."""
+    return {"onnx_sha256": onnx_sha256, "recipe": BUILD_RECIPE, **identity, "precision": plan.precision,
+            "precision_plan": asdict(plan), "profile": profile, "workspace_gib": workspace_gib}
 
 
 def gpu_identity(device: torch.device) -> dict[str, Any]:
     """What an engine is specific to: the GPU model and its compute capability."""
     major, minor = torch.cuda.get_device_capability(device)
     return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+
+
+def _keep_sensitive_layers_fp32(trt: Any, network: Any, config: Any) -> None:
+    """Weak typing (TensorRT < 10.12 with FP16/BF16): normalization and softmax layers computed and written in
+    fp32, as the strongly typed graphs have them (half LayerNorm statistics overflow)."""
+    sensitive = {trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type in sensitive:
+            layer.precision = trt.float32
+            for k in range(layer.num_outputs):
+                layer.set_output_type(k, trt.float32)
+    config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+
+
+def _device_memory_size(engine: Any) -> int:
+    """Activation memory one execution context of an engine needs (TensorRT 10.1+: the _v2 name; 11 only has it)."""
+    size = getattr(engine, "device_memory_size_v2", None)
+    return int(engine.device_memory_size if size is None else size)
 
 
 def _torch_dtype(trt: Any, dtype: Any) -> torch.dtype:
@@ -185,7 +202,14 @@ class TensorRTBackend(ExportedBackend):
         device = torch.device(device)
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
-        super().__init__(glue.to(device), read_metadata(export_dir), device)
+        meta = read_metadata(export_dir)
+        self.plan = precision_plan(trt.__version__, precision)
+        exported = meta.get("precision", "fp32")
+        if exported != self.plan.onnx_precision:
+            raise ValueError(f"TensorRT {trt.__version__} builds {precision} engines from a {self.plan.onnx_precision} "
+                             f"export, but {export_dir} is {exported}: export with --precision "
+                             f"{self.plan.onnx_precision}")
+        super().__init__(glue.to(device), meta, device)
         self.trt = trt
         self.export_dir = Path(export_dir)
         self.precision = precision
@@ -201,18 +225,42 @@ class TensorRTBackend(ExportedBackend):
         self.engines: dict[str, Any] = {}
         self.contexts: dict[str, Any] = {}
         self.inputs: dict[str, list[str]] = {}  # graph -> the engine's input tensor names
+        self.dtypes: dict[str, dict[str, torch.dtype]] = {}  # graph -> tensor name -> dtype (asked once)
         with torch.cuda.device(device):
             self.stream = torch.cuda.Stream(device)  # TensorRT's own: it synchronises on the legacy default one
             for graph in PART_SPECS:
                 engine = self.engines[graph] = self._engine(graph)
-                self.contexts[graph] = engine.create_execution_context()
                 names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
                 self.inputs[graph] = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+                self.dtypes[graph] = {n: _torch_dtype(trt, engine.get_tensor_dtype(n)) for n in names}
+            self.shared_memory_bytes = self._create_contexts()
+
+    def _create_contexts(self) -> int:
+        """One execution context per engine, all on one device-memory block sized for the largest (the parts run
+        one at a time on self.stream); returns its bytes, 0 where this TensorRT cannot share (own memory each)."""
+        trt = self.trt
+        size = max(_device_memory_size(e) for e in self.engines.values())
+        try:
+            strategy = trt.ExecutionContextAllocationStrategy.USER_MANAGED
+            self._activations = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
+            for graph, engine in self.engines.items():
+                context = self.contexts[graph] = engine.create_execution_context(strategy)
+                setter = getattr(context, "set_device_memory", None)  # (address, size): TensorRT 10.1+
+                if setter is not None:
+                    setter(self._activations.data_ptr(), self._activations.numel())
+                else:  # the property of every 10.x/11.x binding
+                    context.device_memory = self._activations.data_ptr()
+            return size
+        except (AttributeError, TypeError) as err:  # a TensorRT 10.0 binding without these: one block each
+            logger.info("TensorRT: contexts get their own device memory (%s)", err)
+            self._activations = None
+            self.contexts = {graph: e.create_execution_context() for graph, e in self.engines.items()}
+            return 0
 
     # ------------------------------------------------------------------ building
     def engine_parts(self, graph: str) -> dict[str, Any]:
         """Key parts of a graph's engine."""
-        return engine_key_parts(self.meta["parts"][graph]["sha256"], self.identity, self.precision,
+        return engine_key_parts(self.meta["parts"][graph]["sha256"], self.identity, self.plan,
                                 profile_shapes(PART_SPECS[graph], self.config, self.limits), self.workspace_gib)
 
     def _engine(self, graph: str) -> Any:
@@ -235,7 +283,10 @@ class TensorRTBackend(ExportedBackend):
                        label, onnx_path)
         start = time.perf_counter()
         builder = trt.Builder(self.trt_logger)
-        network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
+        flags = 0  # explicit batch: the only mode since TensorRT 10
+        if self.plan.strongly_typed:  # types come from the graph (TensorRT 11 accepts the flag and implies it)
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
         parser = trt.OnnxParser(network, self.trt_logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -243,11 +294,10 @@ class TensorRTBackend(ExportedBackend):
         config = builder.create_builder_config()
         if self.workspace_gib:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(self.workspace_gib * 2**30))
-        if self.precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-        elif self.precision == "bf16":
-            config.set_flag(trt.BuilderFlag.BF16)
-        else:
+        if self.plan.builder_flag:  # TensorRT < 10.12: weak typing on the fp32 graph
+            config.set_flag(getattr(trt.BuilderFlag, self.plan.builder_flag))
+            _keep_sensitive_layers_fp32(trt, network, config)
+        if not self.plan.tf32 and hasattr(trt.BuilderFlag, "TF32"):
             config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (TF32 rounds matmul inputs to 10 bits)
         shapes = profile_shapes(spec, self.config, self.limits)
         if shapes:
@@ -281,25 +331,23 @@ class TensorRTBackend(ExportedBackend):
             step = self.limits.max_objects
             chunks = [self._run(graph, [t[i:i + step] for t in inputs]) for i in range(0, batch, step)]
             return [torch.cat(parts) for parts in zip(*chunks)]
-        engine, context = self.engines[graph], self.contexts[graph]
-        trt = self.trt
+        context, dtypes = self.contexts[graph], self.dtypes[graph]
         with torch.cuda.device(self.device):
             caller = torch.cuda.current_stream(self.device)
             used = []  # every tensor the engine reads or writes (allocated on the caller's stream)
             for name, tensor in bind_inputs(graph, inputs, self.inputs[graph]).items():
-                want = _torch_dtype(trt, engine.get_tensor_dtype(name))
-                t = tensor.to(device=self.device, dtype=want).contiguous()
+                t = aligned(tensor.to(device=self.device, dtype=dtypes[name]))
                 used.append(t)
                 if not context.set_input_shape(name, tuple(t.shape)):
                     raise ValueError(f"{graph}: input {name} shape {tuple(t.shape)} is outside the engine's "
                                      f"profile {profile_shapes(spec, self.config, self.limits).get(name)}; "
                                      "raise the ShapeLimits")
-                context.set_tensor_address(name, self._address(t))
+                bind_address(context, name, self._address(t))
             outputs = []
             for name in spec.outputs:
                 shape = tuple(context.get_tensor_shape(name))
-                out = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
-                context.set_tensor_address(name, self._address(out))
+                out = torch.empty(shape, dtype=dtypes[name], device=self.device)
+                bind_address(context, name, self._address(out))
                 outputs.append(out)
             used += outputs
             self.stream.wait_stream(caller)  # inputs are ready, output memory is free
@@ -320,8 +368,10 @@ class TensorRTBackend(ExportedBackend):
 
     def describe(self) -> dict[str, Any]:
         """Versions, GPU, precision and limits (for logs and benchmarks)."""
-        return {**self.identity, "precision": self.precision, "limits": asdict(self.limits)}
+        return {**self.identity, "precision": self.precision, "precision_plan": asdict(self.plan),
+                "limits": asdict(self.limits), "shared_memory_bytes": self.shared_memory_bytes}
 
 
-__all__ = ["BUILD_RECIPE", "PRECISIONS", "ShapeLimits", "TensorRTBackend", "engine_key_parts", "gpu_identity",
-           "memory_limits", "profile_shapes", "tensorrt_unavailable", "tensorrt_version_problem"]
+__all__ = ["ALIGNMENT", "BUILD_RECIPE", "PRECISIONS", "PrecisionPlan", "ShapeLimits", "TensorRTBackend", "aligned",
+           "bind_address", "engine_key_parts", "gpu_identity", "is_aligned", "memory_limits", "precision_plan",
+           "profile_shapes", "tensorrt_unavailable", "tensorrt_version_problem"]

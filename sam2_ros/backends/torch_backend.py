@@ -6,6 +6,12 @@ memory attention) in `torch.compile` — `compile="reduce-overhead"` also captur
 image encoder. CUDA graphs replay into static output buffers, so the encoder's results are copied before they are
 returned (the tracker keeps them in its frame history). `warm_up` compiles every shape that occurs in a stream
 up front, so no recompilation happens mid-stream.
+
+How the warm-up ends compilation: memory attention is compiled once with its varying axes (objects, memory tokens,
+pointer tokens) marked dynamic, with duck sizing off (two axes that happen to be equal in one call must not be
+tied together) and size-oblivious 0/1 handling (one object or no pointer tokens do not get graphs of their own);
+warm-up inputs are distinct tensors (dynamo guards on aliasing: `memory is memory_pos` would be a guard a stream
+never meets) and contiguous, as the tracker's are. `compile_backend="aot_eager"` runs the same path on a CPU.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.fx.experimental._config as fx_config
 
 from sam2_ros.model.config import Sam2Config
 from sam2_ros.model.sam2 import DecoderOutput, Sam2Model
@@ -25,9 +32,9 @@ WARMUP_ENCODER_CALLS = 3  # CUDA graph trees run eagerly first, then record, the
 def warmup_shapes(config: Sam2Config, max_objects: int) -> list[tuple[int, int, int]]:
     """(objects, memory frames, pointer tokens) of memory-attention calls that cover a stream's shapes.
 
-    torch.compile(dynamic=True) specialises sizes 0 and 1: one object vs several, and no pointer tokens vs some
-    (one pointer is C/D tokens), each need their own graph. Memory frames never give 0 or 1 tokens (a frame is h*w
-    of them); two frame counts check that the memory axis stays dynamic.
+    With the varying axes marked dynamic (size-oblivious, no duck sizing) these make two graphs: no pointer tokens
+    (a symbolic 0 is not traced) and some; the other sizes (1 or several objects, 1 or num_maskmem frames) check
+    that one graph takes them all — a test proves that a stream compiles nothing more.
     """
     split = config.hidden_dim // config.mem_dim
     objects = (1, 2) if max_objects >= 2 else (1,)
@@ -42,7 +49,8 @@ class TorchBackend:
     name = "torch"
     PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-    def __init__(self, model: Sam2Model, precision: str = "fp32", compile: bool | str = False) -> None:
+    def __init__(self, model: Sam2Model, precision: str = "fp32", compile: bool | str = False,
+                 compile_backend: str = "inductor") -> None:
         if not isinstance(model, Sam2Model):
             raise ValueError(f"TorchBackend needs a Sam2Model, got {type(model).__name__}")
         if precision not in self.PRECISIONS:
@@ -52,16 +60,19 @@ class TorchBackend:
         self.device = next(model.parameters()).device
         self.precision = precision
         self.compile = compile
+        self.compile_backend = compile_backend
         self._dtype = self.PRECISIONS[precision]
-        self._cuda_graphs = compile == "reduce-overhead"
+        # CUDA graphs are Inductor's (mode="reduce-overhead"); another backend compiles without a mode.
+        self._cuda_graphs = compile == "reduce-overhead" and compile_backend == "inductor"
         self._encode_image: Callable[..., Any] = model.encode_image
         self._attend_memory: Callable[..., Any] = model.attend_memory
         if compile:
-            mode = compile if isinstance(compile, str) else None
+            mode = compile if isinstance(compile, str) and compile_backend == "inductor" else None
             # Rotary tables made now enter the compiled graph as float32 constants (no trig in the graph).
             model.memory_attention.rotary.prepare(self.config.memory_attention.feat_size, self.device)
-            self._encode_image = torch.compile(model.encode_image, mode=mode, dynamic=False)
-            self._attend_memory = torch.compile(model.attend_memory, dynamic=True)
+            self._encode_image = torch.compile(model.encode_image, backend=compile_backend, mode=mode, dynamic=False)
+            self._attend_memory = _dynamic_attend(torch.compile(model.attend_memory, backend=compile_backend,
+                                                                dynamic=False))
 
     def _run(self, fn: Callable[..., Any], *args: Any, copy: bool = False) -> Any:
         """Call one part, under autocast when a half precision is set, with float32 results; copy=True returns
@@ -87,11 +98,11 @@ class TorchBackend:
             image = torch.zeros(1, 3, size, size, device=self.device)
             for _ in range(WARMUP_ENCODER_CALLS):
                 _, _, embed, pos = self.encode_image(image)
-            for objects, frames, pointers in shapes:
-                memory = torch.zeros(objects, frames * h * h, d, device=self.device)  # [B, Ms, D]
-                ptrs = torch.zeros(objects, pointers, d, device=self.device)  # [B, P, D]
+            for objects, frames, pointers in shapes:  # distinct tensors: no aliasing for dynamo to guard on
+                memory, memory_pos = (torch.zeros(objects, frames * h * h, d, device=self.device) for _ in "ab")
+                ptrs, ptr_pos = (torch.zeros(objects, pointers, d, device=self.device) for _ in "ab")  # [B, P, D]
                 self.attend_memory(embed.expand(objects, -1, -1, -1), pos.expand(objects, -1, -1, -1), memory,
-                                   memory, ptrs, ptrs)
+                                   memory_pos, ptrs, ptr_pos)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return shapes
@@ -133,6 +144,25 @@ class TorchBackend:
     def pointer_tokens(self, obj_ptrs: torch.Tensor, ptr_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split pointers into memory-width tokens."""
         return self.model.pointer_tokens(obj_ptrs, ptr_pos)
+
+
+def _dynamic_attend(compiled: Callable[..., Any]) -> Callable[..., Any]:
+    """Call compiled memory attention with its varying axes marked dynamic (objects: axis 0 of all; memory and
+    pointer tokens: axis 1), no duck sizing and no 0/1 specialisation, on contiguous inputs (an expanded frame
+    embedding has batch stride 0, a stacked one does not: strides are guarded too)."""
+
+    def call(curr: torch.Tensor, curr_pos: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
+             obj_ptrs: torch.Tensor, obj_ptr_pos: torch.Tensor) -> torch.Tensor:
+        args = [t.contiguous() for t in (curr, curr_pos, memory, memory_pos, obj_ptrs, obj_ptr_pos)]
+        for i, t in enumerate(args):
+            torch._dynamo.maybe_mark_dynamic(t, 0)
+            if i >= 2 and t.shape[1]:  # 0 pointer tokens: a graph of its own (a symbolic 0 trips dynamo)
+                torch._dynamo.maybe_mark_dynamic(t, 1)
+        with fx_config.patch(use_duck_shape=False, backed_size_oblivious=True):
+            return compiled(*args)
+
+    call.compiled = compiled  # type: ignore[attr-defined]
+    return call
 
 
 def _as_float32(value: Any, copy: bool = False) -> Any:

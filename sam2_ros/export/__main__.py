@@ -1,4 +1,5 @@
-"""CLI: python -m sam2_ros.export --config sam2.1_hiera_t --checkpoint PATH --out DIR [--image-size N] [--opset N]."""
+"""CLI: python -m sam2_ros.export --config sam2.1_hiera_t --checkpoint PATH --out DIR [--image-size N] [--opset N]
+[--precision fp32|fp16|bf16]."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output directory (created)")
     p.add_argument("--image-size", type=int, default=None, help="model input side (default: the config's, 1024)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 17, default {DEFAULT_OPSET})")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="fp16/bf16: strongly typed mixed-precision graphs (half weights and matmuls/convolutions, "
+                        "LayerNorm, softmax, sigmoid, position tables and reductions fp32), what TensorRT 11 and "
+                        ">= 10.12 build; default fp32")
     p.add_argument("--parts", nargs="+", default=None, choices=list(PART_SPECS), metavar="PART",
                    help=f"graphs to export (default: all of {', '.join(PART_SPECS)})")
     return p.parse_args(argv)
@@ -38,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"exporting {args.config} at {model.config.image_size}px to {args.out} (opset {args.opset})", flush=True)
+    print(f"exporting {args.config} at {model.config.image_size}px to {args.out} (opset {args.opset}, "
+          f"{args.precision})", flush=True)
     start = time.perf_counter()
     try:
         meta = export_parts(model, args.out, weights_hash=digest, parts=args.parts, opset=args.opset,
-                            progress=lambda line: print(line, flush=True))
+                            progress=lambda line: print(line, flush=True), precision=args.precision)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,8 +17,8 @@ from sam2_ros.model.checkpoint import weights_hash as file_sha256
 from sam2_ros.model.sam2 import Sam2Model
 
 DEFAULT_OPSET = 17
-EXPORT_FORMAT = 2  # bump when the exported graphs change (cache keys include it); 2: rotary tables as constants,
-# each graph's real inputs recorded
+EXPORT_FORMAT = 3  # bump when the exported graphs change (cache keys include it); 2: rotary tables as constants,
+# each graph's real inputs recorded; 3: LayerNorm2d as LayerNormalization, "precision" recorded (fp16/bf16 parts)
 METADATA_FILE = "metadata.json"
 
 
@@ -59,16 +59,31 @@ def graph_inputs(path: str | os.PathLike) -> list[str] | None:
     return [i.name for i in graph.input if i.name not in weights]
 
 
+def _convert_precision(path: Path, precision: str) -> None:
+    """Rewrite an fp32 graph file as strongly typed mixed precision (sam2_ros.export.precision)."""
+    import onnx
+
+    from sam2_ros.export.precision import to_mixed_precision
+
+    onnx.save(to_mixed_precision(onnx.load(str(path)), precision), str(path))
+
+
 def export_parts(model: Sam2Model, out_dir: str | os.PathLike, weights_hash: str | None = None,
                  parts: Iterable[str] | None = None, opset: int = DEFAULT_OPSET,
-                 progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None = print, precision: str = "fp32") -> dict[str, Any]:
     """Write each part's ONNX graph and metadata.json into out_dir; returns the metadata.
 
     weights_hash: sha256 of the checkpoint file the model was loaded from (None: hash of the state dict).
     parts: graph names from PART_SPECS (None: all). progress: called with one line per part (None: silent).
+    precision: fp32, or fp16 / bf16 for strongly typed mixed-precision graphs (half weights and matmuls /
+    convolutions, the rest fp32; graph inputs and outputs stay float32 / int32).
     """
+    from sam2_ros.export.precision import PRECISIONS, RECIPE
+
     if opset < 17:
         raise ValueError(f"opset must be >= 17 (LayerNormalization), got {opset}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     names = list(PART_SPECS) if parts is None else list(parts)
     unknown = [n for n in names if n not in PART_SPECS]
     if unknown:
@@ -87,13 +102,16 @@ def export_parts(model: Sam2Model, out_dir: str | os.PathLike, weights_hash: str
         "format": EXPORT_FORMAT, "config": cfg.name, "config_fingerprint": config_fingerprint(model),
         "image_size": cfg.image_size, "hidden_dim": cfg.hidden_dim, "mem_dim": cfg.mem_dim,
         "weights_hash": weights_hash or state_hash(model), "torch": torch.__version__, "onnx": onnx_version,
-        "opset": opset, "exporter": "torch.onnx legacy (TorchScript)", "parts": {}}
+        "opset": opset, "exporter": "torch.onnx legacy (TorchScript)", "precision": precision,
+        "precision_recipe": None if precision == "fp32" else RECIPE, "parts": {}}
     try:
         for i, name in enumerate(names, 1):
             spec = PART_SPECS[name]
             start = time.perf_counter()
             path = out / spec.filename
             _export_one(model, spec, path, opset)
+            if precision != "fp32":
+                _convert_precision(path, precision)
             real = graph_inputs(path)
             meta["parts"][name] = {"file": spec.filename, "part": spec.part,
                                    "inputs": list(spec.inputs) if real is None else real,

@@ -37,6 +37,10 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():  # one LayerNormalization node (TensorRT's normalization layer, fp32)
+            return F.layer_norm(x.permute(0, 2, 3, 1), (self.weight.numel(),), self.weight, self.bias, self.eps
+                                ).permute(0, 3, 1, 2)
+        # Eagerly Meta's arithmetic (mean, then the biased variance), so results stay the reference's bit for bit.
         mean = x.mean(1, keepdim=True)
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)

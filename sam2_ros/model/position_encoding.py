@@ -73,6 +73,7 @@ class PositionEmbeddingRandom(nn.Module):
         scale = 1.0 if scale is None or scale <= 0.0 else scale
         # [2, F] projection of (x, y) onto random frequencies; name matches the checkpoints.
         self.register_buffer("positional_encoding_gaussian_matrix", scale * torch.randn((2, num_pos_feats)))
+        self._extents: dict[tuple, torch.Tensor] = {}  # (W, H, device) -> [2] divisor; no state-dict keys
 
     def _fourier(self, coords01: torch.Tensor) -> torch.Tensor:
         """[..., 2] positions in [0, 1] -> [..., 2F] (sin block, then cos block)."""
@@ -96,8 +97,14 @@ class PositionEmbeddingRandom(nn.Module):
         """Pixel coordinates [B, N, 2] (x, y) in an image of size (H, W) -> [B, N, 2F]."""
         height, width = image_size
         coords = coords.to(torch.float32)
-        # Divide x by W and y by H without slice assignment (required by the ONNX export).
-        extent = torch.tensor([width, height], dtype=torch.float32, device=coords.device)
+        # Divide x by W and y by H without slice assignment (required by the ONNX export); the divisor is made once
+        # per size and device (a new tensor per decode would be a host -> device copy every time).
+        key = (float(width), float(height), coords.device)
+        extent = self._extents.get(key)
+        if extent is None:
+            extent = torch.tensor([width, height], dtype=torch.float32).to(coords.device)
+            if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+                self._extents[key] = extent
         return self._fourier(coords / extent)
 
     encode_points = forward_with_coords

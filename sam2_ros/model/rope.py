@@ -53,7 +53,11 @@ def key_tables(cos2: torch.Tensor, sin2: torch.Tensor, frames: int, extra: int) 
     n, d = cos2.shape
     # expand + reshape, not repeat: `repeat` with a run-time count exports as OneHot -> Tile, which TensorRT
     # cannot import (required by the ONNX export); sizes are explicit because ONNX Reshape cannot infer -1 at 0.
-    cos_k, sin_k = (t.expand(frames, n, d).reshape(frames * n, d) for t in (cos2, sin2))
+    if torch.compiler.is_compiling():  # a broadcast multiply by ones (exact): expand would guard frames == 1
+        ones = cos2.new_ones(frames, 1, 1)
+        cos_k, sin_k = ((t * ones).reshape(frames * n, d) for t in (cos2, sin2))
+    else:
+        cos_k, sin_k = (t.expand(frames, n, d).reshape(frames * n, d) for t in (cos2, sin2))
     return torch.cat([cos_k, cos2.new_ones(extra, d)], dim=0), torch.cat([sin_k, sin2.new_zeros(extra, d)], dim=0)
 
 

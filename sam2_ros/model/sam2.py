@@ -18,6 +18,7 @@ from sam2_ros.model.memory_attention import MemoryAttention
 from sam2_ros.model.memory_encoder import MemoryEncoder
 from sam2_ros.model.position_encoding import get_1d_sine_pe
 from sam2_ros.model.prompt_encoder import PromptEncoder
+from sam2_ros.model.transfer import upload
 
 NO_OBJ_SCORE = -1024.0  # mask logit written where the decoder says the object is absent
 IMAGE_MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics of [0, 1] RGB, as Meta's frame loader uses
@@ -45,19 +46,31 @@ def preprocess(rgb: np.ndarray | torch.Tensor, image_size: int, device: torch.de
     normalises with ImageNet mean/std. PIL resamples width then height and rounds/clamps to uint8 after each pass;
     doing the same with torch's antialiased bicubic (same kernel) matches PIL to one grey level at ~0.001% of values.
     """
-    image = torch.as_tensor(rgb, device=device)
+    image = torch.as_tensor(rgb)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"expected an HxWx3 RGB image, got shape {tuple(image.shape)}")
     if image.dtype != torch.uint8:
         raise ValueError(f"expected uint8 RGB, got {image.dtype}")
+    image = upload(image, device)  # uint8 (4x smaller than float), pinned + non_blocking to a GPU
     x = image.permute(2, 0, 1).unsqueeze(0).float()  # [1, 3, H, W] 0..255
     height, width = x.shape[-2:]
     for size in ((height, image_size), (image_size, image_size)):  # width pass, then height pass
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).round().clamp(0, 255)
-    mean = torch.tensor(IMAGE_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD, device=x.device).view(1, 3, 1, 1)
+    mean, std = _normalisation(x.device)
     return (x / 255.0 - mean) / std
+
+
+_NORMALISATION: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std [1, 3, 1, 1] float32, made once per device (not uploaded every frame)."""
+    found = _NORMALISATION.get(device)
+    if found is None:
+        found = _NORMALISATION[device] = (torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1).to(device),
+                                          torch.tensor(IMAGE_STD).view(1, 3, 1, 1).to(device))
+    return found
 
 
 def postprocess_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -245,7 +258,11 @@ class Sam2Model(nn.Module):
         cfg = self.config
         if max_rel <= 0:
             raise ValueError(f"max_rel must be positive, got {max_rel}")
-        rel_t = torch.as_tensor(rel_t, dtype=torch.float32, device=self.no_mem_embed.device)
+        device = self.no_mem_embed.device
+        if isinstance(rel_t, torch.Tensor):
+            rel_t = rel_t.to(device=device, dtype=torch.float32)
+        else:  # a list of distances: uploaded without waiting for the queued encoder work
+            rel_t = upload(torch.tensor(rel_t, dtype=torch.float32), device)
         if not cfg.add_tpos_enc_to_obj_ptrs:
             return rel_t.new_zeros(rel_t.shape[0], cfg.mem_dim)
         width = cfg.hidden_dim if cfg.proj_tpos_enc_in_obj_ptrs else cfg.mem_dim

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from sam2_ros.backends.base import InferenceBackend
 from sam2_ros.model.sam2 import Sam2Model, postprocess_masks, preprocess
+from sam2_ros.model.transfer import to_host, upload
 from sam2_ros.tracking.candidates import CandidateRecord, rank_candidates, to_candidates
 from sam2_ros.tracking.memory_bank import (Layout, MemoryAssembler, enforce_cond_cap, make_memory, select_memory,
                                            trim)
@@ -266,7 +267,7 @@ class StreamingTracker:
         if prompt.mask is not None:
             obj.points.pop(k, None)
             out = self.backend.mask_as_output(frame.image_embed, frame.feat_s0, frame.feat_s1,
-                                              prompt.mask.to(self.backend.device))
+                                              upload(prompt.mask, self.backend.device))
         else:
             coords, labels = prompt.coords, prompt.labels
             if not prompt.replace and k in obj.points:
@@ -281,8 +282,8 @@ class StreamingTracker:
             if previous is not None and previous.low_res is not None:
                 mask_input = previous.low_res.clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)[None]
             multimask = cfg.use_multimask(is_cond, int(labels.shape[0]))
-            decode_args = (pix, frame.feat_s0, frame.feat_s1, coords[None].to(self.backend.device),
-                           labels[None].to(self.backend.device), mask_input)
+            decode_args = (pix, frame.feat_s0, frame.feat_s1, upload(coords[None], self.backend.device),
+                           upload(labels[None], self.backend.device), mask_input)
             out = self.backend.decode(*decode_args, multimask)
             if candidates:  # the tracked decode's own candidates, or one more decode just for them
                 multi = out if multimask else self.backend.decode(*decode_args, True)
@@ -316,8 +317,8 @@ class StreamingTracker:
                                np.zeros(0, np.float32), np.zeros((0, side, side), np.float32))
         low_res = torch.stack([e.low_res for e in entries])  # [N, 1, s, s]
         logits = postprocess_masks(low_res, (height, width))[:, 0]  # [N, H, W]
-        logits = logits.float().cpu().numpy()
-        iou = torch.cat([e.iou for e in entries]).float().cpu().numpy()
-        presence = torch.cat([e.score for e in entries]).float().sigmoid().cpu().numpy()
-        return TrackResult(frame.stamp, ids, logits > 0, logits, iou, presence,
-                           low_res[:, 0].float().cpu().numpy())
+        iou = torch.cat([e.iou for e in entries])
+        presence = torch.cat([e.score for e in entries]).float().sigmoid()
+        # One device -> host copy for the frame (on a GPU each .cpu() would wait for the stream on its own).
+        logits, iou, presence, low_res = to_host([logits, iou, presence, low_res[:, 0]])
+        return TrackResult(frame.stamp, ids, logits > 0, logits, iou, presence, low_res)

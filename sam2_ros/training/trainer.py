@@ -48,7 +48,7 @@ class TrainConfig:
     clip_fraction: float = 0.5  # share of steps that are clip batches
     occluder_fraction: float = -1.0  # share of clips where a crossing object hides a target (<0: the generator's 30 %)
     max_speed: float = 1.0  # clip motion sped up by a factor in [1, max_speed] (whole occlusions fit short clips)
-    scene_fraction: float = 0.0  # share of clip batches from the demo's camera (sam2_ros.synthetic) instead
+    scene_fraction: float = 0.0  # share of clip batches from the demo's camera (sam2_ros.sim) instead
     clip_encoder_grad: int = 1  # 0: clip batches train memory + decoder only (image batches still train the
     #                             encoder); its backward is ~half of a long clip's step
     correct_fraction: float = 0.3  # share of steps with a corrective click on the prompted frame
