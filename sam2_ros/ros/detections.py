@@ -15,7 +15,8 @@ from sam2_ros.objects import AppliedDetections, Event, ObjectOptions, ObjectRegi
 MAX_LISTED = 5  # malformed / refused detections written out per array (a log line of bounded length)
 # Parameters (sam2_ros/ros/params.py) that are ObjectOptions fields of the same name; max_objects is not dynamic.
 OBJECT_PARAMS = ("detection_classes", "detection_min_score", "detection_match_iou", "presence_threshold",
-                 "lost_after", "remove_lost_after", "max_objects")
+                 "lost_after", "remove_lost_after", "max_objects", "unconfirmed_after", "reacquire_min_score",
+                 "correction_iou", "correction_after")
 
 
 def object_options(settings: Any) -> ObjectOptions:

@@ -448,6 +448,7 @@ class Sam2Node(LifecycleNode):
             return
         info = self.engine.info() if self.engine else {}
         info["objects"] = str(len(self.registry))
+        info["corrections"] = str(self.registry.corrections)  # drift-correction prompts (issue 24)
         status = build_status(f"{self.get_name()}: tracking", self.get_fully_qualified_name(), self.stats,
                               self.worker, info, active=True)
         msg = DiagnosticArray(status=[status])
