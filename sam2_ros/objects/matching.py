@@ -151,7 +151,8 @@ def plan_detections(object_ids: Sequence[int], boxes: np.ndarray, status: Sequen
     iou_pred = box_iou(tracks.predicted[active], det_boxes)
     iou_last = box_iou(tracks.detection_boxes[active], det_boxes)
     has_pred = np.isfinite(tracks.predicted[active]).all(axis=1)[:, None]  # [A, 1]
-    same = np.array([[tracks.labels[r] == c for c in classes] for r in active], bool).reshape(iou_mask.shape)
+    labels = np.array(tracks.labels + [""], dtype=object)[:-1]  # [N] (object dtype: any label length)
+    same = labels[active][:, None] == np.array(classes + [""], dtype=object)[None, :-1]  # [A, K']
     affinity = 0.5 * iou_mask + 0.5 * np.where(has_pred, iou_pred, iou_mask) + LABEL_BONUS * same
     allowed = np.maximum(np.maximum(iou_mask, iou_pred), iou_last) >= options.detection_match_iou
     allowed &= np.maximum(np.maximum(iou_mask, iou_pred), iou_last) > 0

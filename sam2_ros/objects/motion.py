@@ -7,6 +7,7 @@ with accurate measurements); prediction moves the centre, keeps the size, and ex
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,28 +33,32 @@ class BoxMotion:
 
     def predict(self, stamp: float) -> np.ndarray:
         """[4] the box expected at `stamp` (earlier stamps extrapolate backwards, as for a late detection array)."""
-        dt = float(np.clip(stamp - self.stamp, -MAX_PREDICT_S, MAX_PREDICT_S))
+        return np.array(self._predict(stamp), np.float64)
+
+    def _predict(self, stamp: float) -> list[float]:
+        dt = min(max(float(stamp) - self.stamp, -MAX_PREDICT_S), MAX_PREDICT_S)
         vx, vy = self.velocity
-        return np.asarray(self.box, np.float64) + dt * np.array([vx, vy, vx, vy])
+        x0, y0, x1, y1 = self.box
+        return [x0 + dt * vx, y0 + dt * vy, x1 + dt * vx, y1 + dt * vy]
 
     def update(self, box: Sequence[float], stamp: float) -> "BoxMotion":
         """Corrected by the detection box seen at `stamp`; a box older than the state's (a late array) or at the
-        same stamp only corrects position and size."""
-        z = np.asarray(box, np.float64).reshape(4)
+        same stamp only corrects position and size. (Plain floats: four numbers are cheaper without numpy.)"""
+        z = [float(v) for v in box]
         dt = float(stamp) - self.stamp
         if dt <= 0:
-            mixed = np.asarray(self.box) + ALPHA * (z - np.asarray(self.box))
-            return BoxMotion(tuple(mixed.tolist()), self.stamp, self.velocity)
-        predicted = self.predict(stamp)
-        residual = z - predicted  # [4]
-        box = predicted + ALPHA * residual
-        centre_residual = 0.5 * (residual[:2] + residual[2:])  # [2] of the centre
-        velocity = np.asarray(self.velocity) + BETA * centre_residual / min(dt, MAX_PREDICT_S)
-        size = np.sqrt(max((z[2] - z[0]) * (z[3] - z[1]), 1.0))
-        speed, limit = float(np.hypot(*velocity)), MAX_SPEED * size
+            return BoxMotion(tuple(b + ALPHA * (v - b) for b, v in zip(self.box, z)), self.stamp, self.velocity)
+        predicted = self._predict(stamp)
+        residual = [v - p for v, p in zip(z, predicted)]
+        box = tuple(p + ALPHA * r for p, r in zip(predicted, residual))
+        gain = BETA / min(dt, MAX_PREDICT_S)
+        vx = self.velocity[0] + gain * 0.5 * (residual[0] + residual[2])  # the centre's residual
+        vy = self.velocity[1] + gain * 0.5 * (residual[1] + residual[3])
+        size = math.sqrt(max((z[2] - z[0]) * (z[3] - z[1]), 1.0))
+        speed, limit = math.hypot(vx, vy), MAX_SPEED * size
         if speed > limit:
-            velocity *= limit / speed
-        return BoxMotion(tuple(box.tolist()), float(stamp), (float(velocity[0]), float(velocity[1])))
+            vx, vy = vx * limit / speed, vy * limit / speed
+        return BoxMotion(box, float(stamp), (vx, vy))
 
 
 def predict_boxes(motions: Sequence[BoxMotion | None], stamp: float) -> np.ndarray:
@@ -61,5 +66,5 @@ def predict_boxes(motions: Sequence[BoxMotion | None], stamp: float) -> np.ndarr
     out = np.full((len(motions), 4), np.nan)
     for k, motion in enumerate(motions):
         if motion is not None:
-            out[k] = motion.predict(stamp)
+            out[k] = motion._predict(stamp)
     return out

@@ -14,7 +14,7 @@ distractors with a high presence). Hand-prompted objects keep the presence-only 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -151,7 +151,7 @@ class ObjectRegistry:
         None (no event) otherwise. A score replaces label_score."""
         info = self._known(object_id)
         was_lost = info.status == Status.LOST
-        info = replace(info, status=Status.TRACKED, occluded_frames=0, lost_since=None, lost_by="", unconfirmed=0,
+        info = _with(info, status=Status.TRACKED, occluded_frames=0, lost_since=None, lost_by="", unconfirmed=0,
                        motion=None if was_lost else info.motion, disagree=0,
                        label_score=info.label_score if score is None else float(score),
                        box=_box(box) if box is not None else info.box)
@@ -163,7 +163,7 @@ class ObjectRegistry:
         was LOST (it keeps its label, or takes the detection's when it has none; the score is updated)."""
         if action.object_id not in self._objects:
             event = self.add(action.object_id, stamp, action.label, action.score, action.reason, action.box)
-            self._objects[action.object_id] = replace(self._objects[action.object_id], by_detector=True)
+            self._objects[action.object_id] = _with(self._objects[action.object_id], by_detector=True)
         else:
             if not self._objects[action.object_id].label:
                 self.set_label(action.object_id, action.label)
@@ -177,23 +177,22 @@ class ObjectRegistry:
         counts) and, when given, a fresh appearance vector [C]. No prompt, no event."""
         info = self._known(action.object_id)
         box = _box(action.box)
-        info = replace(info, detection_box=box, detection_age=0)
+        changes: dict = dict(detection_box=box, detection_age=0)
         if stamp is not None and box is not None:
             stamp = float(stamp)
-            motion = BoxMotion.start(box, stamp) if info.motion is None else info.motion.update(box, stamp)
-            disagree = info.disagree + 1 if action.agreement < self._options.correction_iou else 0
-            info = replace(info, motion=motion, unconfirmed=0, disagree=disagree, confirmed_box=box,
-                           seen_at=max(stamp, info.seen_at or stamp))
+            changes.update(motion=BoxMotion.start(box, stamp) if info.motion is None else info.motion.update(box, stamp),
+                           unconfirmed=0, confirmed_box=box, seen_at=max(stamp, info.seen_at or stamp),
+                           disagree=info.disagree + 1 if action.agreement < self._options.correction_iou else 0)
             if look is not None:
-                info = replace(info, look=_blend(info.look, look), look_stamp=stamp)
-        self._objects[info.object_id] = info
+                changes.update(look=_blend(info.look, look), look_stamp=stamp)
+        self._objects[info.object_id] = _with(info, **changes)
 
     def corrected(self, action: DetectionAction, stamp: float, box: Sequence[float] | None = None) -> None:
         """The tracker took a correction prompt (plan.corrections) with the detection's box; `box` is the object's
         new mask box on that frame. Counted in `corrections`; no event (no status changes)."""
         self.confirm(action, stamp)
         info = self._known(action.object_id)
-        self._objects[info.object_id] = replace(info, disagree=0, corrections=info.corrections + 1,
+        self._objects[info.object_id] = _with(info, disagree=0, corrections=info.corrections + 1,
                                                 box=_box(box) if box is not None else info.box)
         self.corrections += 1
 
@@ -215,11 +214,12 @@ class ObjectRegistry:
             if info.object_id in assigned or not info.by_detector or not options.wants(info.label):
                 continue
             count = info.unconfirmed + 1
-            info = replace(info, unconfirmed=count)
             if info.status != Status.LOST and count >= options.unconfirmed_after:
-                info = replace(info, status=Status.LOST, lost_by="detector", lost_since=stamp)
+                info = _with(info, unconfirmed=count, status=Status.LOST, lost_by="detector", lost_since=stamp)
                 events.append(Event(stamp, info.object_id, info.label, EventKind.LOST,
                                     f"not confirmed by the detector for {count} frames"))
+            else:
+                info = _with(info, unconfirmed=count)
             self._objects[info.object_id] = info
         return events
 
@@ -232,7 +232,7 @@ class ObjectRegistry:
     def set_label(self, object_id: int, label: str, score: float = 0.0) -> None:
         """Give an object a class name (e.g. from Prompt.label); the score is that of its source (0 = none)."""
         info = self._known(object_id)
-        self._objects[info.object_id] = replace(info, label=str(label), label_score=float(score))
+        self._objects[info.object_id] = _with(info, label=str(label), label_score=float(score))
 
     def prompted(self, object_id: int, stamp: float, label: str = "", source: str = "~/prompt") -> Event | None:
         """Record a prompt the tracker accepted: ADDED for a new id, REACQUIRED for a LOST object, else no event.
@@ -265,7 +265,7 @@ class ObjectRegistry:
                 continue
             elapsed = float(stamp) - info.lost_since
             if elapsed < 0:  # the stamps went back (a replayed bag): count from here
-                self._objects[info.object_id] = replace(info, lost_since=float(stamp))
+                self._objects[info.object_id] = _with(info, lost_since=float(stamp))
             elif elapsed >= limit:
                 events.append(self.remove(info.object_id, stamp, f"lost for {elapsed:.1f} s"))
         return events
@@ -310,7 +310,7 @@ class ObjectRegistry:
                 lost_since = info.lost_since if info.status == Status.LOST else float(stamp)
             box = tuple(boxes[k].tolist()) if has_box[k] and status != Status.LOST else info.box
             age = info.detection_age + 1
-            self._objects[info.object_id] = replace(
+            self._objects[info.object_id] = _with(
                 info, status=status, occluded_frames=occluded, lost_since=lost_since, box=box, lost_by=lost_by,
                 detection_box=info.detection_box if age <= lost_after else None, detection_age=min(age, lost_after + 1))
         return events
@@ -322,6 +322,12 @@ class ObjectRegistry:
             known = ", ".join(map(str, self._objects)) or "none"
             raise ValueError(f"unknown object id {object_id} (known: {known})")
         return info
+
+
+def _with(info: ObjectInfo, **changes: object) -> ObjectInfo:
+    """dataclasses.replace for ObjectInfo, without its per-call field introspection (the registry does this ~50 times
+    per frame for 16 objects; replace took 44 % of the rules' time)."""
+    return ObjectInfo(**{**info.__dict__, **changes})
 
 
 def _blend(old: np.ndarray | None, new: np.ndarray) -> np.ndarray:
