@@ -31,7 +31,8 @@ def run(model, camera, detector, frames, options=None):
     tracker = StreamingTracker(model)
     out = run_synthetic(tracker, camera, detector, frames, options, fps=FPS)
     assert out.failed == [] and out.skipped == 0
-    assert tracker.object_ids == out.registry.ids  # the tracker and the registry know the same objects
+    # the tracker and the registry know the same objects (a drift correction restarts an object: tracker order moves)
+    assert sorted(tracker.object_ids) == sorted(out.registry.ids)
     return out.registry, out.events, out.truth, out.scores
 
 

@@ -75,9 +75,10 @@ def leave_and_return(side: str = "same", height: int = 240, width: int = 320, se
     start = 0.7 * width
 
     def ball(i: int) -> tuple[float, float]:
-        if i < BACK_AT:
-            return start + (width + r + 1 - start) * min(i, LEAVE_AT) / LEAVE_AT + (0 if i < LEAVE_AT else 999), \
-                0.45 * height
+        if LEAVE_AT <= i < BACK_AT:
+            return width + 10 * r, 0.45 * height  # out of view
+        if i < LEAVE_AT:
+            return start + (width + r + 1 - start) * i / LEAVE_AT, 0.45 * height
         step = 2.5 * (i - BACK_AT) + 0.6 * r  # in view from its first frame back
         return (width + r - step, 0.45 * height) if side == "same" else (-r + step, 0.45 * height)
 
@@ -94,13 +95,14 @@ CROSS_AT = 25  # the frame on which the two cups' centres pass each other
 
 
 def crossing(height: int = 240, width: int = 320, seed: int = 0) -> ScriptedScene:
-    """Two cups of different colour crossing paths: cup 1 moves right, cup 2 (drawn in front) moves left a little
-    lower; their centres pass at CROSS_AT, where cup 2 covers most of cup 1; 50 frames."""
+    """Two cups of different colour crossing paths on one row: cup 1 moves right, cup 2 (drawn in front) moves left;
+    their centres pass at CROSS_AT, where cup 2 hides cup 1 all but a sliver (under the detector's 20 px on about
+    3 frames); 50 frames."""
     r = 0.12 * height
     speed = (width - 2 * (r + 8)) / (2 * CROSS_AT)
     return ScriptedScene([
         ScriptedShape("ellipse", r, tuple(hsv_to_rgb(0.0, 0.85, 0.9)),
-                      lambda i: (r + 8 + speed * i, 0.45 * height), "cup", aspect=0.85),
+                      lambda i: (r + 8 + speed * i, 0.48 * height), "cup", aspect=0.85),
         ScriptedShape("ellipse", r, tuple(hsv_to_rgb(0.38, 0.85, 0.75)),
-                      lambda i: (width - r - 8 - speed * i, 0.52 * height), "cup", aspect=0.85),
+                      lambda i: (width - r - 8 - speed * i, 0.48 * height), "cup", aspect=0.85),
     ], height, width, frames=2 * CROSS_AT, seed=seed)
