@@ -52,17 +52,14 @@ def track_frame(tracker: Any, registry: ObjectRegistry, rgb: np.ndarray, frame_s
     return result, events
 
 
-mask_boxes_of = mask_boxes
-
-
 def apply_detections(tracker: Any, registry: ObjectRegistry, detections: Detections, frame_stamp: Any,
                      stamp: float) -> AppliedDetections:
     """Plan the detections of the frame `frame_stamp` names, prompt the tracker there with the box of each new,
     re-acquired or corrected object, and commit; the registry records an action only once the tracker took it."""
-    mask_boxes, features = _frame_view(tracker, registry, frame_stamp)
-    looks = None if features is None else (lambda boxes: box_looks(features, boxes, detections_size))
-    detections_size = _frame_size(tracker, frame_stamp)
-    plan = registry.plan_detections(detections, stamp, mask_boxes, looks)
+    frame_boxes, features = _frame_view(tracker, registry, frame_stamp)
+    size = _frame_size(tracker, frame_stamp)
+    looks = None if features is None else (lambda boxes: box_looks(features, boxes, size))
+    plan = registry.plan_detections(detections, stamp, frame_boxes, looks)
     events, failed, corrected = [], [], []
     for action in plan.new + plan.reacquired:
         try:
@@ -87,7 +84,7 @@ def apply_detections(tracker: Any, registry: ObjectRegistry, detections: Detecti
             events.append(registry.remove(action.object_id, stamp, f"correction refused by the tracker: {err}"))
             continue
         k = result.object_ids.index(action.object_id) if action.object_id in result.object_ids else None
-        box = None if k is None else mask_boxes_of(result.masks[k:k + 1])[0]
+        box = None if k is None else mask_boxes(result.masks[k:k + 1])[0]
         registry.corrected(action, stamp, box)
         corrected.append(action.object_id)
     fresh = {}
@@ -95,7 +92,7 @@ def apply_detections(tracker: Any, registry: ObjectRegistry, detections: Detecti
         due = [a for a in plan.matched if a.agreement >= registry.options.correction_iou and a.object_id in registry
                and stamp - registry.get(a.object_id).look_stamp >= LOOK_EVERY_S]
         if due:
-            vectors = box_looks(features, np.stack([a.box for a in due]), detections_size)
+            vectors = box_looks(features, np.stack([a.box for a in due]), size)
             fresh = {a.object_id: v for a, v in zip(due, vectors) if np.isfinite(v).all()}
     events += registry.commit(plan, stamp, fresh)
     return AppliedDetections(plan, tuple(events), tuple(failed), tuple(corrected))
@@ -131,7 +128,7 @@ def _frame_view(tracker: Any, registry: ObjectRegistry, frame_stamp: Any) -> tup
     if frame_stamp == stamps[-1] or frame_stamp not in stamps:
         return None, features
     result = tracker.result(frame_stamp)
-    boxes = mask_boxes_of(result.masks)
+    boxes = mask_boxes(result.masks)
     index = {object_id: k for k, object_id in enumerate(result.object_ids)}
     rows = [boxes[index[i]] if i in index else np.full(4, np.nan) for i in registry.ids]
     return np.array(rows, np.float64).reshape(-1, 4), features
