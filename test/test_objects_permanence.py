@@ -279,3 +279,22 @@ def test_late_array_is_matched_against_that_frames_masks_and_counts_once():
     assert w.registry.get(1).status == Status.TRACKED and w.registry.get(1).unconfirmed == 2
     w.array((CUP, "cup"))  # a second array for the same frame (a late one) confirms it
     assert w.registry.get(1).unconfirmed == 0 and w.kinds() == [(1, EventKind.ADDED)]
+
+
+def test_box_looks_pool_the_feature_grid_under_the_central_half_of_each_box():
+    import torch
+
+    from sam2_ros.objects import box_looks
+
+    grid = np.zeros((3, 16, 16))  # [C, h, w] features of a 240 x 320 frame squeezed square
+    grid[0, :, :8] = 1.0  # left half "red"
+    grid[1, :, 8:] = 1.0  # right half "green"
+    grid[2] = 0.1
+    boxes = np.array([[0, 0, 120, 240], [200, 0, 320, 240], [150, 0, 170, 240], [5, 5, 5, 9]], float)
+    looks = box_looks(grid, boxes, (240, 320))
+    np.testing.assert_allclose(looks[0], np.array([1, 0, 0.1]) / np.linalg.norm([1, 0, 0.1]))
+    np.testing.assert_allclose(looks[1], np.array([0, 1, 0.1]) / np.linalg.norm([0, 1, 0.1]))
+    assert np.isfinite(looks[2]).all() and np.isnan(looks[3]).all()  # a thin box keeps one cell; no area: none
+    np.testing.assert_allclose(box_looks(torch.tensor(grid[None], dtype=torch.float32), boxes[:2], (240, 320)),
+                               looks[:2], atol=1e-6)
+    assert float(looks[0] @ looks[1]) < 0.05  # different colours, nearly orthogonal

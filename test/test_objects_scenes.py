@@ -46,6 +46,7 @@ def test_object_leaving_for_40_frames_comes_back_with_its_id(model, side):
     assert len(events) == 5 and out.registry.ids == [1, 2, 3], "no other event, no extra object"
     assert out.identity.switches == 0 and out.duplicates == 0
     assert out.identity.pairs[-1] == {1: 1, 2: 2, 3: 3}, "the ball is object 3 again, on the ground truth"
+    assert all(out.registry.get(i).look is not None for i in (1, 2, 3)), "appearance vectors were kept"
 
 
 def test_two_cups_crossing_keep_their_ids(model):
