@@ -298,3 +298,20 @@ def test_box_looks_pool_the_feature_grid_under_the_central_half_of_each_box():
     np.testing.assert_allclose(box_looks(torch.tensor(grid[None], dtype=torch.float32), boxes[:2], (240, 320)),
                                looks[:2], atol=1e-6)
     assert float(looks[0] @ looks[1]) < 0.05  # different colours, nearly orthogonal
+
+
+def test_a_phantom_lost_by_the_detector_is_removed_after_remove_lost_after_with_one_event_each():
+    w = World(unconfirmed_after=3, lost_after=3, remove_lost_after=0.5)
+    w.frame()
+    w.array((CUP, "cup"), (BOOK, "book"))
+    for i in range(30):  # the book is a phantom: confident mask, never detected again; later its presence drops too
+        w.frame(presence={2: 0.0} if i > 10 else None)
+        for e in w.registry.expire(w.t / 30):
+            w.events.append((w.t, e))
+            w.tracker.remove_object(e.object_id)
+        w.array((CUP, "cup"))
+    book = [(t, e.kind, e.reason) for t, e in w.events if e.object_id == 2]
+    assert book == [(1, EventKind.ADDED, "detection book 0.90"),
+                    (4, EventKind.LOST, "not confirmed by the detector for 3 frames"),
+                    (19, EventKind.REMOVED, "lost for 0.5 s")]
+    assert w.registry.ids == [1] and w.kinds(1) == [(1, EventKind.ADDED)]
