@@ -4,8 +4,9 @@ detection array, matching it to the objects, and updating every object's status 
 Each frame: N objects drift a little; the detector reports each (jittered, about a third of them on LOST objects'
 last boxes) plus M - N other boxes (half of another class, half unmatched and over max_objects = N); a quarter of the
 objects are occluded in turns, so TRACKED / OCCLUDED / LOST / FOUND / REACQUIRED transitions keep happening.
-Timed per frame: expire + update + parse_detections + plan_detections + commits (apply_action for re-acquisitions,
-confirm for matches) + columns.
+Timed per frame: expire + update + parse_detections + plan_detections (issue 24: Hungarian assignment on mask and
+motion-predicted boxes, correction decisions, re-acquisition scores) + commits (apply_action for re-acquisitions,
+corrected for corrections, commit: confirmations, motion filters, unconfirmed counts) + columns.
 Wall time (perf_counter) and the thread's CPU time (thread_time: without the time other processes took the core).
 Separately: mask_boxes (the mask -> box step of track_frame) for N masks of the image size, wall time.
 
@@ -56,19 +57,22 @@ def measure(n: int, m: int, frames: int, size: tuple[int, int]) -> dict[str, flo
     inputs = list(scenario(n, m, frames, size))
     for k, object_id in enumerate(ids):
         registry.add(object_id, 0.0, "thing", 0.9, box=inputs[0][2][k])
+        registry._objects[object_id] = registry.get(object_id).__class__(  # detector-made: every rule applies
+            **{**registry.get(object_id).__dict__, "by_detector": True})
     times, cpu, kinds = [], [], []
     for t, (raw, presence, boxes) in enumerate(inputs):
         stamp = t / 30
         start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
         events = registry.expire(stamp)
         events += registry.update(stamp, ids, presence, boxes)
-        plan = registry.plan_detections(parse_detections(raw, size))
+        plan = registry.plan_detections(parse_detections(raw, size), stamp)
         for action in plan.reacquired:  # what apply_detections commits once the tracker took the box
             event = registry.apply_action(action, stamp)
             if event is not None:
                 events.append(event)
-        for action in plan.matched:
-            registry.confirm(action)
+        for action in plan.corrections:
+            registry.corrected(action, stamp, action.box)
+        events += registry.commit(plan, stamp)
         registry.columns(ids)
         times.append(time.perf_counter_ns() - start)
         cpu.append(time.thread_time_ns() - start_cpu)

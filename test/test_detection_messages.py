@@ -110,3 +110,16 @@ def test_detection_log_lines_have_bounded_length():
     assert all(len(text) <= 600 for _, _, text in lines), max(len(text) for _, _, text in lines)
     assert "skipped 40 malformed: #0 size must be > 0" in lines[0][2] and "... (40 in all)" in lines[0][2]
     assert len(lines) <= 7 and "refused by the tracker" in lines[-1][2] and "40" in lines[-1][2]
+
+
+def test_detection_log_says_which_objects_were_corrected_and_why():
+    from sam2_ros.objects import DetectionAction
+
+    registry, log = ObjectRegistry(), DetectionLog()
+    action = DetectionAction(0, 2, np.array([0.0, 0, 10, 10]), "cup", 0.9, agreement=0.1,
+                             why="its mask sits on object 1's detection")
+    plan = DetectionPlan(new=(), reacquired=(), matched=(), filtered=(), over_limit=(), skipped=(),
+                         corrections=(action,))
+    lines = log.lines(AppliedDetections(plan, (), (), (2,)), registry, True, 7)
+    assert lines == [("detections corrected", False, "~/detections (stamp 7): re-prompted with its detection box: "
+                      "object 2: its mask sits on object 1's detection (0 corrections so far)")]

@@ -212,13 +212,16 @@ def test_rotated_detection_matches_like_its_bounds():
 def test_lost_object_is_reacquired_tracked_and_occluded_are_not():
     boxes = [(0, 0, 50, 50), (100, 0, 150, 50), (200, 0, 250, 50)]
     reg = registry_with(boxes, status=[Status.TRACKED, Status.OCCLUDED, Status.LOST], labels={3: "cup"})
-    parsed = parse_detections([raw(*b, class_id="mug", score=0.8) for b in boxes], SIZE)
+    parsed = parse_detections([raw(*b, class_id=c, score=0.8) for b, c in zip(boxes, ("mug", "mug", "cup"))], SIZE)
     plan = reg.plan_detections(parsed)
     assert pairs(plan.matched) == ((0, 1), (1, 2)) and plan.new == ()
     assert [(a.detection, a.object_id, a.label, a.reason) for a in plan.reacquired] == \
-           [(2, 3, "mug", "detection mug 0.80")]
+           [(2, 3, "cup", "detection cup 0.80, re-acquisition score 1.00")]
+    # Issue 24: a LOST object is re-acquired only by its own label; a mug where the lost cup was is a new object.
+    mug = reg.plan_detections(parse_detections([raw(*boxes[2], class_id="mug", score=0.8)], SIZE))
+    assert mug.reacquired == () and [(a.object_id, a.label) for a in mug.new] == [(4, "mug")]
     event = reg.apply_action(plan.reacquired[0], 5.0)
-    assert event.kind.name == "REACQUIRED" and event.reason == "detection mug 0.80" and event.label == "cup"
+    assert event.kind.name == "REACQUIRED" and event.reason == "detection cup 0.80, re-acquisition score 1.00"
     info = reg.get(3)
     assert info.status == Status.TRACKED and info.label == "cup" and info.label_score == pytest.approx(0.8)
 

@@ -31,7 +31,8 @@ def run(model, camera, detector, frames, options=None):
     tracker = StreamingTracker(model)
     out = run_synthetic(tracker, camera, detector, frames, options, fps=FPS)
     assert out.failed == [] and out.skipped == 0
-    assert tracker.object_ids == out.registry.ids  # the tracker and the registry know the same objects
+    # the tracker and the registry know the same objects (a drift correction restarts an object: tracker order moves)
+    assert sorted(tracker.object_ids) == sorted(out.registry.ids)
     return out.registry, out.events, out.truth, out.scores
 
 
@@ -79,7 +80,7 @@ def test_shape_leaving_the_view_is_reacquired_by_a_detection(model):
     # With a strict threshold the model's first presence on the returning shape (0.7-0.93 measured) keeps it LOST,
     # so the detection of that frame re-acquires it.
     kind, reason = leave_and_return(model, presence_threshold=0.95)
-    assert (kind, reason) == (EventKind.REACQUIRED, "detection cup 0.90")
+    assert kind == EventKind.REACQUIRED and reason.startswith("detection cup 0.90, re-acquisition score ")
 
 
 def boxes_at(*corners):
@@ -99,8 +100,8 @@ def test_apply_detections_commits_only_what_the_tracker_took(model):
 
 def test_apply_detections_undoes_a_prompt_the_registry_refuses(model):
     class Racing(ObjectRegistry):
-        def plan_detections(self, detections):  # the plan is made, then max_objects drops (the parameter thread)
-            plan = super().plan_detections(detections)
+        def plan_detections(self, *args):  # the plan is made, then max_objects drops (the parameter thread)
+            plan = super().plan_detections(*args)
             self.options = ObjectOptions(max_objects=1)
             return plan
 

@@ -73,6 +73,16 @@ class ObjectOptions:
       Dynamic. Default 0.0.
     max_objects: most objects at once; detections beyond it create nothing (DetectionPlan.over_limit). The node's
       existing `max_objects` parameter (default 16).
+    unconfirmed_after: detection arrays in a row (each naming one frame) in which no detection is assigned to an
+      object made by a detector, while detections of its class are used, after which it is LOST even if SAM 2's
+      presence is high (issue 24). Frames without a detection array do not count. Dynamic. Default 15.
+    reacquire_min_score: a detection that matches no TRACKED / OCCLUDED object re-acquires the LOST object of its
+      label with the best re-acquisition score (objects.reacquire) when that score is >= this; else it is a new
+      object. 0 < v <= 1. Dynamic. Default 0.4.
+    correction_iou: a detector's object whose mask box has IoU < this with its assigned detection disagrees with
+      the detector on that frame. 0 < v <= 1. Dynamic. Default 0.5.
+    correction_after: disagreeing detection arrays in a row after which the object is re-prompted with its
+      detection's box (at once when its mask sits on another object's detection). Dynamic. Default 3.
     """
 
     detection_classes: tuple[str, ...] = ()
@@ -82,6 +92,10 @@ class ObjectOptions:
     lost_after: int = 15
     remove_lost_after: float = 0.0
     max_objects: int = 16
+    unconfirmed_after: int = 15
+    reacquire_min_score: float = 0.4
+    correction_iou: float = 0.5
+    correction_after: int = 3
 
     def __post_init__(self) -> None:
         classes = self.detection_classes
@@ -96,6 +110,11 @@ class ObjectOptions:
         set_(self, "lost_after", _integer("lost_after", self.lost_after, 1))
         set_(self, "remove_lost_after", _number("remove_lost_after", self.remove_lost_after, 0.0, math.inf))
         set_(self, "max_objects", _integer("max_objects", self.max_objects, 1))
+        set_(self, "unconfirmed_after", _integer("unconfirmed_after", self.unconfirmed_after, 1))
+        set_(self, "reacquire_min_score",
+             _number("reacquire_min_score", self.reacquire_min_score, 0.0, 1.0, low_open=True))
+        set_(self, "correction_iou", _number("correction_iou", self.correction_iou, 0.0, 1.0, low_open=True))
+        set_(self, "correction_after", _integer("correction_after", self.correction_after, 1))
 
     def wants(self, class_id: str) -> bool:
         """Whether detections of this class are used (empty detection_classes = all)."""

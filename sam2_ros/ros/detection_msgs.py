@@ -13,7 +13,8 @@ from sam2_ros.objects import Event, ObjectOptions, RawDetection
 
 # Parameters (sam2_ros/ros/params.py) that are ObjectOptions fields of the same name; max_objects is not dynamic.
 OBJECT_PARAMS = ("detection_classes", "detection_min_score", "detection_match_iou", "presence_threshold",
-                 "lost_after", "remove_lost_after", "max_objects")
+                 "lost_after", "remove_lost_after", "max_objects", "unconfirmed_after", "reacquire_min_score",
+                 "correction_iou", "correction_after")
 
 
 def object_options(settings: Any) -> ObjectOptions:

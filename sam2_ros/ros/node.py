@@ -375,6 +375,7 @@ class Sam2Node(LifecycleNode):
             return
         info = self.engine.info() if self.engine else {}
         info["objects"] = str(len(self.session.registry)) if self.session else "0"
+        info["corrections"] = str(self.session.registry.corrections) if self.session else "0"  # drift corrections
         status = build_status(f"{self.get_name()}: tracking", self.get_fully_qualified_name(), self.stats,
                               self.session.worker if self.session else None, info, active=True)
         msg = DiagnosticArray(status=[status])

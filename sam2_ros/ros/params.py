@@ -128,6 +128,18 @@ class Settings:
     remove_lost_after: float = _param(
         0.0, "seconds (of the images' header stamps) after which a LOST object is removed; 0 = never", 0.0, 1e9,
         dynamic=True)
+    unconfirmed_after: int = _param(
+        15, "detection arrays in a row without a detection for a detector's object after which it is LOST", 1,
+        100000, 1, dynamic=True)
+    reacquire_min_score: float = _param(
+        0.4, "re-acquisition score from which a detection re-acquires a LOST object of its label (else a new one)",
+        0.01, 1.0, dynamic=True)
+    correction_iou: float = _param(
+        0.5, "mask box IoU with its detection below which a detector's object disagrees with the detector", 0.01,
+        1.0, dynamic=True)
+    correction_after: int = _param(
+        3, "disagreeing detection arrays in a row after which the object is re-prompted with its detection box",
+        1, 100000, 1, dynamic=True)
     diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", 0.1, 60.0)
     use_depth: bool = _param(
         False, "subscribe to depth (registered to image: 16UC1 mm or 32FC1 m) and publish ~/points, ~/detections_3d, "

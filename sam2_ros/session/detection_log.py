@@ -32,6 +32,10 @@ class DetectionLog:
         if len(applied.failed) > MAX_LISTED:
             out.append(("detections failed more", True, f"~/detections (stamp {stamp_ns}): {len(applied.failed)} "
                         f"detections refused by the tracker in all ({MAX_LISTED} listed above)"))
+        if plan.corrections:  # drift corrections: information, one line per array (the caller throttles)
+            listed = "; ".join(f"object {a.object_id}: {a.why}" for a in plan.corrections[:MAX_LISTED])
+            out.append(("detections corrected", False, f"~/detections (stamp {stamp_ns}): re-prompted with its "
+                        f"detection box: {listed} ({registry.corrections} corrections so far)"))
         max_objects = registry.options.max_objects
         if plan.limit_reached and not self._limit_said:
             self._limit_said = True

@@ -9,10 +9,11 @@ depth camera, a detector of its shapes, the ROS-free detector-driven tracking lo
 from sam2_ros.sim.depth import DepthFrame, SyntheticDepthCamera, erosion_shift
 from sam2_ros.sim.detector import (CLASS_NAMES, FALSE_POSITIVE_CLASS, HiddenShapeScene, SyntheticDetection,
                                    SyntheticDetector, pick_hide_window)
-from sam2_ros.sim.metrics import jaccard
+from sam2_ros.sim.metrics import IdentityScore, jaccard
 from sam2_ros.sim.run import SyntheticRun, run_synthetic
+from sam2_ros.sim.scripted import ScriptedScene, ScriptedShape, crossing, leave_and_return
 from sam2_ros.sim.scene import SyntheticFrame, SyntheticScene, inner_point
 
-__all__ = ["CLASS_NAMES", "FALSE_POSITIVE_CLASS", "DepthFrame", "HiddenShapeScene", "SyntheticDepthCamera",
+__all__ = ["CLASS_NAMES", "FALSE_POSITIVE_CLASS", "DepthFrame", "HiddenShapeScene", "IdentityScore", "ScriptedScene", "ScriptedShape", "SyntheticDepthCamera",
            "SyntheticDetection", "SyntheticDetector", "SyntheticFrame", "SyntheticRun", "SyntheticScene",
-           "erosion_shift", "inner_point", "jaccard", "pick_hide_window", "run_synthetic"]
+           "crossing", "erosion_shift", "inner_point", "jaccard", "leave_and_return", "pick_hide_window", "run_synthetic"]

@@ -16,7 +16,7 @@ from sam2_ros.objects.driver import apply_detections, track_frame
 from sam2_ros.objects.options import Event, ObjectOptions
 from sam2_ros.objects.registry import ObjectRegistry
 from sam2_ros.sim.detector import SyntheticDetector
-from sam2_ros.sim.metrics import jaccard
+from sam2_ros.sim.metrics import IdentityScore, jaccard
 
 
 @dataclass
@@ -29,6 +29,14 @@ class SyntheticRun:
     scores: list[float] = field(default_factory=list)  # J per (object, frame), from the object's first frame on
     failed: list[tuple[int, int, str]] = field(default_factory=list)  # (frame, detection, tracker error)
     skipped: int = 0  # malformed detections
+    identity: IdentityScore = field(default_factory=IdentityScore)  # id switches against the ground truth
+    status: list[dict[int, int]] = field(default_factory=list)  # per frame: object id -> Status after detections
+
+    @property
+    def duplicates(self) -> int:
+        """Objects made from a detection of a shape that already had one (ids beyond one per shape)."""
+        made = list(self.truth.values())
+        return len(made) - len(set(made))
 
     @property
     def mean_j(self) -> float:
@@ -37,27 +45,41 @@ class SyntheticRun:
 
 
 def run_synthetic(tracker: Any, camera: Any, detector: SyntheticDetector, frames: int,
-                  options: ObjectOptions | None = None, fps: float = 15.0, t0: float = 100.0) -> SyntheticRun:
-    """Track `frames` frames of `camera` (a SyntheticScene or HiddenShapeScene) with objects made by `detector`'s
-    boxes; frame i has tracker stamp i and time t0 + i / fps seconds. J is taken on each frame after its
-    detections were applied (what the node publishes)."""
+                  options: ObjectOptions | None = None, fps: float = 15.0, t0: float = 100.0,
+                  detect_every: int = 1, lag: int = 0) -> SyntheticRun:
+    """Track `frames` frames of `camera` (a SyntheticScene, HiddenShapeScene or ScriptedScene) with objects made by
+    `detector`'s boxes; frame i has tracker stamp i and time t0 + i / fps seconds. The detector answers every
+    `detect_every`-th frame, `lag` frames late (the array of frame i - lag arrives after frame i was tracked). J
+    and identity are taken on each frame after its detections were applied (what the node publishes)."""
     run = SyntheticRun(ObjectRegistry(options))
     for i in range(frames):
         frame, stamp = camera.frame(i), t0 + i / fps
         _, events = track_frame(tracker, run.registry, frame.rgb, frame_stamp=i, stamp=stamp)
-        found = detector.detect(frame)
+        j = i - lag
+        if j < 0 or j % detect_every:
+            run.events += [(i, e) for e in events]
+            _score(run, tracker, frame, i)
+            continue
+        seen = camera.frame(j) if lag else frame
+        found = detector.detect(seen)
         height, width = frame.masks.shape[1:]
         applied = apply_detections(tracker, run.registry, parse_detections([d.raw for d in found], (height, width)),
-                                   frame_stamp=i, stamp=stamp)
+                                   frame_stamp=j, stamp=t0 + j / fps)
         run.skipped += len(applied.plan.skipped)
         run.failed += [(i, det, text) for det, text in applied.failed]
         for action in applied.plan.new:
             run.truth[action.object_id] = found[action.detection].truth_id
         run.events += [(i, e) for e in events + list(applied.events)]
-        result = tracker.result(i)
-        for k, object_id in enumerate(result.object_ids):
-            shape = run.truth.get(object_id, 0)
-            truth = frame.masks[frame.object_ids.index(shape)] if shape in frame.object_ids else \
-                np.zeros_like(result.masks[k])  # an object made from a false positive: nothing is right
-            run.scores.append(jaccard(result.masks[k], truth))
+        _score(run, tracker, frame, i)
     return run
+
+
+def _score(run: SyntheticRun, tracker: Any, frame: Any, i: int) -> None:
+    result = tracker.result(i)
+    for k, object_id in enumerate(result.object_ids):
+        shape = run.truth.get(object_id, 0)
+        truth = frame.masks[frame.object_ids.index(shape)] if shape in frame.object_ids else \
+            np.zeros_like(result.masks[k])  # an object made from a false positive: nothing is right
+        run.scores.append(jaccard(result.masks[k], truth))
+    run.identity.update(result.object_ids, result.masks, frame.object_ids, frame.masks)
+    run.status.append({o.object_id: int(o.status) for o in map(run.registry.get, run.registry.ids)})
