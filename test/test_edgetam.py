@@ -2,7 +2,7 @@
 
 Random weights (seeded, perturbed, BatchNorm statistics too, mask heads sharpened) are built and saved by the
 reference as a Meta checkpoint; our model loads that file strictly, like a user loads edgetam.pt. Image size 256
-(S/16 grid 16x16: each 2-D perceiver latent reads one cell; 512 is covered by test_edgetam_stream's 4-cell windows).
+(S/16 grid 16x16: each 2-D perceiver latent reads one cell) and 512 (slow: 2x2-cell windows, a 32x32 query grid).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sam2_ros.model.checkpoint import read_state_dict
 SIZE, TOL = 256, 1e-4
 
 
-def part_inputs(size: int = SIZE, objects: int = 2, frames: int = 2, pointers: int = 2, seed: int = 0) -> dict:
+def part_inputs(size: int, objects: int = 2, frames: int = 2, pointers: int = 2, seed: int = 0) -> dict:
     """Inputs of every part: memory of `frames` perceiver frames (512 tokens each), pointers split in C/D = 4."""
     gen = torch.Generator().manual_seed(seed)
     h, c, d, b = size // 16, 256, 64, objects
@@ -35,16 +35,17 @@ def part_inputs(size: int = SIZE, objects: int = 2, frames: int = 2, pointers: i
             "object_score_logits": torch.tensor([[-2.0], [3.0]])[:b]}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+@pytest.fixture(scope="module", params=[SIZE, pytest.param(512, marks=pytest.mark.slow)])
+def reference(request, tmp_path_factory):
     if oracle_missing():
         pytest.skip(oracle_missing())
-    folder = tmp_path_factory.mktemp("edgetam")
+    size = request.param
+    folder = tmp_path_factory.mktemp(f"edgetam{size}")
     checkpoint = folder / "edgetam_random.pt"
-    inputs = part_inputs()
-    outputs = run_oracle("parts", {"image_size": SIZE, "seed": 0, "checkpoint": str(checkpoint),
+    inputs = part_inputs(size)
+    outputs = run_oracle("parts", {"image_size": size, "seed": 0, "checkpoint": str(checkpoint),
                                    "inputs": inputs, "session": "edgetam"}, folder)
-    model = build_sam2("edgetam", checkpoint=checkpoint, image_size=SIZE)
+    model = build_sam2("edgetam", checkpoint=checkpoint, image_size=size)
     return {"checkpoint": checkpoint, "inputs": inputs, "outputs": outputs, "model": model, "folder": folder}
 
 
@@ -110,7 +111,7 @@ def test_reference_checkpoint_loads_strictly_and_tampered_is_refused(reference, 
     tampered = tmp_path / "tampered.pt"
     torch.save({"model": state}, tampered)
     with pytest.raises(ValueError) as err:
-        build_sam2("edgetam", checkpoint=tampered, image_size=SIZE)
+        build_sam2("edgetam", checkpoint=tampered)
     message = str(err.value)
     assert "missing key(s): spatial_perceiver.latents_2d" in message, message
     assert "unexpected key(s): image_encoder.trunk.body.head.l.weight" in message, message
