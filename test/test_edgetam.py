@@ -123,3 +123,36 @@ def test_sam2_checkpoint_is_refused_by_edgetam(tmp_path):
     torch.save({"model": build_sam2("sam2.1_hiera_t", image_size=SIZE).state_dict()}, path)
     with pytest.raises(ValueError, match=r"missing key\(s\): image_encoder\.trunk\.body"):
         build_sam2("edgetam", checkpoint=path, image_size=SIZE)
+
+
+def test_tracker_features_work_unchanged(tmp_path):
+    """Candidates, segment-everything (tracking what it finds) and removal run on EdgeTAM as on SAM 2 (torch)."""
+    import numpy as np
+
+    from sam2_ros.tracking import StreamingTracker
+    from sam2_ros.tracking.everything import segment_everything
+
+    torch.manual_seed(0)
+    model = build_sam2("edgetam", image_size=SIZE)
+    with torch.no_grad():  # present objects, logits with edges: masks worth checking
+        model.sam_mask_decoder.pred_obj_score_head.layers[2].bias += 4.0
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[2].weight *= 20.0
+    tracker = StreamingTracker(model)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(4)]
+    tracker.track(frames[0], stamp=0)
+    r = tracker.add_prompt(1, points=np.array([[100, 80]]), labels=np.array([1]), multimask=True)
+    assert r.candidates is not None and len(r.candidates.masks) == 3
+    chosen = tracker.select_candidate(1, 2)
+    same = StreamingTracker(model)  # selecting = prompting with that candidate's mask
+    same.track(frames[0], stamp=0)
+    assert np.array_equal(chosen.mask_logits, same.add_prompt(1, mask=r.candidates.masks[2]).mask_logits)
+    found = segment_everything(tracker, points_per_side=4, min_iou=0.0, min_stability=0.0, max_objects=2,
+                               track=True)
+    assert len(found) >= 1 and tracker.object_ids == [1, *found.object_ids]
+    for k, frame in enumerate(frames[1:], 1):
+        out = tracker.track(frame, stamp=k)
+        assert out.object_ids == tracker.object_ids and out.mask_logits.shape[1:] == (SIZE, SIZE)
+    tracker.remove_object(1)
+    assert tracker.track(frames[0], stamp=4).object_ids == found.object_ids
