@@ -5,14 +5,15 @@ Usage: .venv/bin/python bench/edgetam_cpu.py [--sizes 1024 512] [--objects 1 8] 
 Random weights (seeded; speed does not depend on them), the same generated frames for both models, one click per
 object on frame 0, then tracking: from frame 7 on the bank is full (the prompted frame + 6 previous frames), and
 the last `timed` frames are averaged. For every (size, backend, objects) the reference (sam2.1_hiera_t) and
-EdgeTAM run back to back in the same process, so both see the same machine load; `uptime` is printed before and
-after. ONNX exports are cached under --cache (the first run exports each model once).
+EdgeTAM run in the same process, alternating frame by frame, so both see the same machine load; wall and CPU time
+are reported, and `uptime` after each row. ONNX exports are cached under --cache (the first run exports each model once).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,21 +47,35 @@ def bank_bytes(tracker: StreamingTracker) -> tuple[float, float]:
     return spatial / len(objects), tensor_bytes(objects) / len(objects)
 
 
-def run(backend, frames: list, n_obj: int, timed: int) -> dict:
-    """Seconds per tracked frame (mean of the last `timed`) and the bank's bytes per object at the end."""
-    tracker = StreamingTracker(backend)
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads): less sensitive than wall time to other jobs on shared cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(backends: dict, frames: list, n_obj: int, timed: int) -> dict:
+    """Per model: wall and CPU seconds per tracked frame (mean of the last `timed`) and the bank's bytes per object.
+    The models alternate frame by frame (A, B, A, B, ...), so slow phases of the shared machine hit both."""
+    trackers = {m: StreamingTracker(b) for m, b in backends.items()}
     size = frames[0].shape[0]
-    tracker.track(frames[0], 0)
-    for i, xy in enumerate(clicks(n_obj, size)):
-        tracker.add_prompt(i + 1, points=[xy], labels=[1])
-    spent = []
+    for tracker in trackers.values():
+        tracker.track(frames[0], 0)
+        for i, xy in enumerate(clicks(n_obj, size)):
+            tracker.add_prompt(i + 1, points=[xy], labels=[1])
+    wall: dict = {m: [] for m in trackers}
+    cpu: dict = {m: [] for m in trackers}
     for f in range(1, len(frames)):
-        start = time.perf_counter()
-        tracker.track(frames[f], f)
-        spent.append(time.perf_counter() - start)
-    spatial, whole = bank_bytes(tracker)
-    return {"s_per_frame": float(np.mean(spent[-timed:])), "bank_spatial_bytes_per_object": spatial,
-            "bank_total_bytes_per_object": whole}
+        for m, tracker in trackers.items():
+            start, start_cpu = time.perf_counter(), cpu_seconds()
+            tracker.track(frames[f], f)
+            wall[m].append(time.perf_counter() - start)
+            cpu[m].append(cpu_seconds() - start_cpu)
+    out = {}
+    for m, tracker in trackers.items():
+        spatial, whole = bank_bytes(tracker)
+        out[m] = {"s_per_frame": float(np.mean(wall[m][-timed:])), "cpu_s_per_frame": float(np.mean(cpu[m][-timed:])),
+                  "bank_spatial_bytes_per_object": spatial, "bank_total_bytes_per_object": whole}
+    return out
 
 
 def uptime() -> str:
@@ -83,9 +98,9 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, random weights, "
           f"{args.frames} frames, mean of the last {args.timed}; start: {uptime()}", flush=True)
-    print("| image | backend | objects | sam2.1_hiera_t s/frame | edgetam s/frame | speed-up | "
-          "spatial memory per object (t / edgetam) | object state per object (t / edgetam) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| image | backend | objects | sam2.1_hiera_t s/frame | edgetam s/frame | speed-up | CPU s/frame (t / "
+          "edgetam) | CPU speed-up | spatial memory per object (t / edgetam) | object state per object (t / edgetam) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     with torch.inference_mode():
         for size in args.sizes:
@@ -95,13 +110,15 @@ def main() -> None:
                 backends = {m: create_backend(name, m, image_size=size, device="cpu", cache_dir=args.cache,
                                               threads=args.threads) for m in MODELS}
                 for n_obj in args.objects:
-                    result = {m: run(backends[m], frames, n_obj, args.timed) for m in MODELS}  # back to back
+                    result = run(backends, frames, n_obj, args.timed)
                     t, e = result["sam2.1_hiera_t"], result["edgetam"]
                     row = {"image_size": size, "backend": name, "objects": n_obj, "load": uptime(), **{
                         f"{m}_{k}": v for m in MODELS for k, v in result[m].items()}}
                     rows.append(row)
                     print(f"| {size} | {name} | {n_obj} | {t['s_per_frame']:.3f} | {e['s_per_frame']:.3f} | "
                           f"{t['s_per_frame'] / e['s_per_frame']:.2f}x | "
+                          f"{t['cpu_s_per_frame']:.3f} / {e['cpu_s_per_frame']:.3f} | "
+                          f"{t['cpu_s_per_frame'] / e['cpu_s_per_frame']:.2f}x | "
                           f"{t['bank_spatial_bytes_per_object'] / 2**20:.2f} / "
                           f"{e['bank_spatial_bytes_per_object'] / 2**20:.2f} MiB | "
                           f"{t['bank_total_bytes_per_object'] / 2**20:.2f} / "
