@@ -72,3 +72,5 @@ fi
 run_logged build cmake --build "$build" -j2
 run_logged install cmake --install "$build"
 step "ready: $venv (node: $venv/lib/sam2_ros/sam2_node)"
+# EdgeTAM's reference code (test oracle) in its own directory: it installs a `sam2` that would shadow the one above.
+bash "$root/scripts/setup_edgetam_oracle.sh" || echo "[setup] WARNING: EdgeTAM oracle not installed; its tests skip"

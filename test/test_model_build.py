@@ -18,7 +18,8 @@ from sam2_ros.tracking.memory_bank import Layout, MemoryAssembler
 
 # Total parameters from the sizes table of docs (sam2.1; measured on Meta's models), in millions.
 PARAMS_M = {"sam2.1_hiera_t": 38.96, "sam2.1_hiera_s": 46.06, "sam2.1_hiera_b+": 80.85, "sam2.1_hiera_l": 224.45}
-META_NAMES = [pytest.param(n, marks=pytest.mark.slow) if n.endswith("_l") else n for n in CONFIGS if n != "sam2_micro"]
+META_NAMES = [pytest.param(n, marks=pytest.mark.slow) if n.endswith("_l") else n for n in CONFIGS
+              if n not in ("sam2_micro", "edgetam")]  # edgetam: its own oracle (test_edgetam.py)
 
 
 def _count(model: torch.nn.Module) -> int:

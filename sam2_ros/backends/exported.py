@@ -17,7 +17,7 @@ from sam2_ros.model.config import Sam2Config
 from sam2_ros.model.sam2 import DecoderOutput, Sam2Model
 
 # Submodules only the exported parts use; the glue never touches them.
-_HEAVY_PARTS = ("image_encoder", "memory_attention", "memory_encoder")
+_HEAVY_PARTS = ("image_encoder", "memory_attention", "memory_encoder", "spatial_perceiver")  # EdgeTAM: in encode_memory
 
 
 def strip_for_glue(model: Sam2Model) -> Sam2Model:

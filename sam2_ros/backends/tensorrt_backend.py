@@ -84,7 +84,7 @@ def profile_shapes(spec: PartSpec, config: Sam2Config, limits: ShapeLimits) -> d
     if not spec.dynamic_axes:
         return {}
     s, h, c, d = config.image_size, config.feat_size, config.hidden_dim, config.mem_dim
-    hw = h * h
+    hw = config.memory_tokens  # tokens per memory frame: h*h (SAM 2), 512 (EdgeTAM)
     max_frames, opt_frames, max_ptrs, opt_ptrs = memory_limits(config, limits)
     # Per axis name: (min, opt, max).
     axis = {"objects": (1, limits.opt_objects, limits.max_objects), "points": (1, limits.opt_points, limits.max_points),

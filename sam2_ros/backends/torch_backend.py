@@ -92,14 +92,15 @@ class TorchBackend:
         """Run the (compiled) parts on every shape of `warmup_shapes`, so compilation happens now and not on
         the first multi-object or first pointer frame of a stream; returns the shapes run."""
         cfg = self.config
-        size, h, d = cfg.image_size, cfg.feat_size, cfg.mem_dim
+        size, d = cfg.image_size, cfg.mem_dim
         shapes = warmup_shapes(cfg, max_objects)
         with torch.inference_mode():
             image = torch.zeros(1, 3, size, size, device=self.device)
             for _ in range(WARMUP_ENCODER_CALLS):
                 _, _, embed, pos = self.encode_image(image)
             for objects, frames, pointers in shapes:  # distinct tensors: no aliasing for dynamo to guard on
-                memory, memory_pos = (torch.zeros(objects, frames * h * h, d, device=self.device) for _ in "ab")
+                memory, memory_pos = (torch.zeros(objects, frames * cfg.memory_tokens, d, device=self.device)
+                                      for _ in "ab")  # [B, Ms, D]
                 ptrs, ptr_pos = (torch.zeros(objects, pointers, d, device=self.device) for _ in "ab")  # [B, P, D]
                 self.attend_memory(embed.expand(objects, -1, -1, -1), pos.expand(objects, -1, -1, -1), memory,
                                    memory_pos, ptrs, ptr_pos)

@@ -26,8 +26,8 @@ def state_hash(model: torch.nn.Module) -> str:
     """sha256 over the model's state dict (names, dtypes, shapes, bytes): identifies weights without a file."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        t = tensor.detach().cpu().contiguous().reshape(-1)  # 1-D: a 0-dim tensor (BatchNorm counter) cannot view
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 

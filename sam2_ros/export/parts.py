@@ -12,7 +12,8 @@ output shapes (multimask: 3 candidates or 1) or would cost a second branch in ev
 | `attend_memory` | `attend_memory(curr, curr_pos, memory, memory_pos, obj_ptrs, obj_ptr_pos)` |
 | `encode_memory`, `encode_memory_binarize` | `encode_memory(..., binarize=False/True)` |
 
-Dynamic axes: `objects` (B), `points` (N), `memory_tokens` (Ms = frames*h*w), `pointer_tokens` (P). The image
+Dynamic axes: `objects` (B), `points` (N), `memory_tokens` (Ms = frames*h*w; EdgeTAM: frames*512, the
+perceiver's tokens, made inside `encode_memory`), `pointer_tokens` (P). The image
 encoder is static ([1, 3, S, S]): the tracker encodes one frame at a time.
 """
 from __future__ import annotations
@@ -141,7 +142,7 @@ def example_inputs(model: Sam2Model, spec: PartSpec, objects: int = 2, points: i
             out.append(randn(b, 1, 4 * h, 4 * h, scale=5.0))
         return tuple(out)
     if spec.part == "attend_memory":
-        ms = memory_frames * h * h
+        ms = memory_frames * cfg.memory_tokens  # h*h per frame (SAM 2), 512 (EdgeTAM's perceiver)
         return (randn(b, c, h, h), randn(b, c, h, h), randn(b, ms, d), randn(b, ms, d), randn(b, pointers, d),
                 randn(b, pointers, d))
     if spec.part == "encode_memory":

@@ -13,6 +13,8 @@ from sam2_ros.model.image_encoder import ImageEncoderConfig, NeckConfig, image_e
 from sam2_ros.model.mask_decoder import MaskDecoderConfig
 from sam2_ros.model.memory_attention import MemoryAttentionConfig
 from sam2_ros.model.memory_encoder import MemoryEncoderConfig
+from sam2_ros.model.perceiver import PerceiverConfig
+from sam2_ros.model.repvit import RepVitConfig
 
 SIZE_MULTIPLE = 32  # image_size must divide by the trunk's deepest stride (32) and its first window (8 at S/4)
 
@@ -60,6 +62,8 @@ class Sam2Config:
     # Holes up to this area filled in low-res masks: 0 = none. Meta's video predictor asks for 8 but fills them only
     # with its CUDA extension (skipped with a warning elsewhere); not implemented here.
     fill_hole_area: int = 0
+    # EdgeTAM: compress each memory frame to the perceiver's latent tokens (None: memories stay h*w grids, SAM 2).
+    spatial_perceiver: PerceiverConfig | None = None
 
     def __post_init__(self) -> None:
         c, d = self.hidden_dim, self.mem_dim
@@ -73,6 +77,7 @@ class Sam2Config:
             (c % d == 0, f"hidden dim {c} must be a multiple of the memory dim {d} (pointer split)"),
             (tuple(self.memory_attention.feat_size) == (self.feat_size, self.feat_size),
              "memory_attention.feat_size must be image_size // backbone_stride (use with_image_size)"),
+            *self._perceiver_checks(),
             (not self.proj_tpos_enc_in_obj_ptrs or self.add_tpos_enc_to_obj_ptrs,
              "proj_tpos_enc_in_obj_ptrs needs add_tpos_enc_to_obj_ptrs"),
             (not self.fixed_no_obj_ptr or (self.pred_obj_scores and self.use_obj_ptrs_in_encoder),
@@ -96,6 +101,22 @@ class Sam2Config:
             if not ok:
                 raise ValueError(f"config {self.name!r}: {message}")
 
+    def _perceiver_checks(self) -> list[tuple[bool, str]]:
+        """With a spatial perceiver: widths agree, memory attention reads its token layout, windows tile the grid."""
+        p = self.spatial_perceiver
+        attn = self.memory_attention
+        if p is None:
+            return [(attn.memory_grid is None, "memory_attention.memory_grid needs a spatial_perceiver")]
+        side = p.grid_side
+        return [
+            (p.dim == self.mem_dim, "spatial_perceiver.dim must equal memory_encoder.out_dim"),
+            (tuple(attn.memory_grid or ()) == (side, side) and attn.memory_unrotated == p.num_latents,
+             f"memory_attention must read the perceiver's tokens: memory_grid=({side}, {side}), "
+             f"memory_unrotated={p.num_latents}"),
+            (self.feat_size % side == 0, f"image_size={self.image_size} must be a multiple of "
+             f"{side * self.backbone_stride} (the perceiver's {side}x{side} windows tile the S/16 grid)"),
+        ]
+
     # Settings that live in a sub-config (one source each), readable here under Meta's SAM2Base names.
     @property
     def hidden_dim(self) -> int:
@@ -106,6 +127,11 @@ class Sam2Config:
     def mem_dim(self) -> int:
         """D: width of memory tokens."""
         return self.memory_encoder.out_dim
+
+    @property
+    def memory_tokens(self) -> int:
+        """Tokens one memory frame holds: h*w (SAM 2) or the perceiver's latents (EdgeTAM: 512)."""
+        return self.memory_attention.memory_tokens((self.feat_size, self.feat_size))
 
     @property
     def feat_size(self) -> int:
@@ -170,11 +196,36 @@ def _micro_config() -> Sam2Config:
         memory_encoder=MemoryEncoderConfig(in_dim=c, out_dim=d))
 
 
+def _edgetam_config() -> Sam2Config:
+    """Meta's EdgeTAM (configs/edgetam.yaml of its release): SAM 2's prompt encoder, mask decoder and memory encoder;
+    a RepViT-M1 trunk in the same FPN neck (channels 384/192/96/48); the spatial perceiver compressing every
+    memory frame to 256 global + 256 grid tokens; 2 memory-attention layers whose cross-attention rotates keys on
+    the perceiver's 16x16 grid (RoPEAttentionv2) while queries keep the S/16 grid.
+
+    Flags that differ from SAM 2.1 (EdgeTAM follows SAM 2.0 there; its yaml sets or leaves them so):
+    no_obj_embed_spatial False (no learned embedding for absent objects' memories: the checkpoint has no such key),
+    add_tpos_enc_to_obj_ptrs False (object pointers carry no temporal encoding, hence no obj_ptr_tpos_proj and no
+    signed distance). Everything else equals 2.1, including the video predictor's overrides (stability-based
+    multimask fallback, binarised point-prompted masks for memory)."""
+    trunk = RepVitConfig()
+    encoder = ImageEncoderConfig(trunk=trunk, neck=NeckConfig(backbone_channel_list=tuple(trunk.channel_list)))
+    perceiver = PerceiverConfig()
+    side = perceiver.grid_side
+    return Sam2Config(
+        name="edgetam", image_encoder=encoder, mask_decoder=MaskDecoderConfig(),
+        memory_attention=MemoryAttentionConfig(num_layers=2, memory_grid=(side, side),
+                                               memory_unrotated=perceiver.num_latents),
+        memory_encoder=MemoryEncoderConfig(), spatial_perceiver=perceiver,
+        no_obj_embed_spatial=False, add_tpos_enc_to_obj_ptrs=False, proj_tpos_enc_in_obj_ptrs=False,
+        use_signed_tpos_enc_to_obj_ptrs=False)
+
+
 _TRUNKS = {"t": "tiny", "s": "small", "b+": "base_plus", "l": "large"}
 CONFIGS: dict[str, Sam2Config] = {
     **{f"sam2.1_hiera_{k}": _meta_config(f"sam2.1_hiera_{k}", v, "2.1") for k, v in _TRUNKS.items()},
     **{f"sam2_hiera_{k}": _meta_config(f"sam2_hiera_{k}", v, "2.0") for k, v in _TRUNKS.items()},
     "sam2_micro": _micro_config(),
+    "edgetam": _edgetam_config(),
 }
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from .hiera import Hiera, HieraConfig, hiera_preset
 from .position_encoding import PositionEmbeddingSine
+from .repvit import RepVit, RepVitConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class NeckConfig:
 class ImageEncoderConfig:
     """Trunk + neck + how many lowest-resolution levels to drop (Meta's `scalp`)."""
 
-    trunk: HieraConfig = field(default_factory=lambda: hiera_preset("tiny"))
+    trunk: HieraConfig | RepVitConfig = field(default_factory=lambda: hiera_preset("tiny"))  # RepViT: EdgeTAM
     neck: NeckConfig = field(default_factory=NeckConfig)
     scalp: int = 1
 
@@ -98,7 +99,7 @@ class FpnNeck(nn.Module):
 class ImageEncoder(nn.Module):
     """Trunk + neck; drops the `scalp` lowest-resolution levels (SAM 2 keeps S/4, S/8, S/16)."""
 
-    def __init__(self, trunk: Hiera, neck: FpnNeck, scalp: int = 1) -> None:
+    def __init__(self, trunk: Hiera | RepVit, neck: FpnNeck, scalp: int = 1) -> None:
         super().__init__()
         if list(trunk.channel_list) != list(neck.backbone_channel_list):
             raise ValueError(f"trunk channels {trunk.channel_list} != neck channels {neck.backbone_channel_list}")
@@ -111,7 +112,8 @@ class ImageEncoder(nn.Module):
     @classmethod
     def from_config(cls, config: ImageEncoderConfig) -> "ImageEncoder":
         """Build trunk and neck from one config."""
-        return cls(Hiera(config.trunk), FpnNeck(config.neck), config.scalp)
+        trunk = RepVit(config.trunk) if isinstance(config.trunk, RepVitConfig) else Hiera(config.trunk)
+        return cls(trunk, FpnNeck(config.neck), config.scalp)
 
     def forward(self, image: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """image [B, 3, S, S] normalised -> (features, pos): lists high->low res, [B, d, S/4], [B, d, S/8], [B, d, S/16]."""

@@ -37,6 +37,16 @@ class MemoryAttentionConfig:
     pos_enc_at_attn: bool = False  # add curr_pos to self-attention queries/keys
     pos_enc_at_cross_attn_queries: bool = False  # add curr_pos to cross-attention queries
     pos_enc_at_cross_attn_keys: bool = True  # add memory_pos / obj_ptr_pos to cross-attention keys
+    # Memory-key rotary (EdgeTAM's RoPEAttentionv2): None = memory frames are grids like the query's (SAM 2); an
+    # (h, w) = each memory frame is `memory_unrotated` unrotated tokens, then an (h, w) grid rotated on its own grid.
+    memory_grid: tuple[int, int] | None = None
+    memory_unrotated: int = 0
+
+    def memory_tokens(self, feat_size: tuple[int, int]) -> int:
+        """Tokens per memory frame for a query grid of `feat_size`."""
+        if self.memory_grid is None:
+            return feat_size[0] * feat_size[1]
+        return self.memory_unrotated + self.memory_grid[0] * self.memory_grid[1]
 
 
 class RoPEAttention(Attention):
@@ -120,6 +130,8 @@ class MemoryAttention(nn.Module):
         self.pos_enc_at_input = config.pos_enc_at_input
         self.pos_enc_at_cross_attn_keys = config.pos_enc_at_cross_attn_keys
         self.rotary = AxialRotary(config.d_model // config.num_heads, config.rope_theta)  # no state-dict keys
+        if config.memory_grid is not None:
+            self.rotary.fixed_grids.append(tuple(config.memory_grid))
 
     def forward(self, curr: torch.Tensor, curr_pos: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
                 obj_ptrs: torch.Tensor, obj_ptr_pos: torch.Tensor,
@@ -133,11 +145,12 @@ class MemoryAttention(nn.Module):
         Returns [B, HW, C].
         """
         h, w = self.config.feat_size if feat_size is None else feat_size
+        per_frame = self.config.memory_tokens((h, w))
         if not torch.jit.is_tracing():  # shapes are symbolic while exporting
             if curr.shape[1] != h * w:
                 raise ValueError(f"curr has {curr.shape[1]} tokens, expected h*w = {h}*{w}")
-            if memory.shape[1] % (h * w):
-                raise ValueError(f"memory has {memory.shape[1]} tokens, not a whole number of {h}x{w} frames")
+            if memory.shape[1] % per_frame:
+                raise ValueError(f"memory has {memory.shape[1]} tokens, not a whole number of {per_frame}-token frames")
         # Made once for all layers: keys and values with the pointers appended (at the narrow width D, before
         # projection), and rotary tables; the key tables leave the pointer rows unrotated.
         if self.pos_enc_at_cross_attn_keys:
@@ -146,7 +159,12 @@ class MemoryAttention(nn.Module):
             keys = torch.cat([memory, obj_ptrs], dim=1)
         values = torch.cat([memory, obj_ptrs], dim=1)  # [B, Ms + P, D]
         grid_tables = self.rotary.tables((h, w), curr.device)  # [HW, c] each
-        key_tables = self.rotary.key_tables((h, w), memory.shape[1] // (h * w), obj_ptrs.shape[1], curr.device)
+        frames = memory.shape[1] // per_frame
+        if self.config.memory_grid is None:
+            key_tables = self.rotary.key_tables((h, w), frames, obj_ptrs.shape[1], curr.device)
+        else:
+            key_tables = self.rotary.key_tables(self.config.memory_grid, frames, obj_ptrs.shape[1], curr.device,
+                                                lead=self.config.memory_unrotated)
         x = curr + 0.1 * curr_pos if self.pos_enc_at_input else curr
         for layer in self.layers:
             x = layer(x, curr_pos, keys, values, grid_tables, key_tables)

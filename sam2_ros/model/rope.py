@@ -47,9 +47,14 @@ def _widen(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return torch.stack((cos, cos), dim=-1).reshape(n, 2 * half), torch.stack((-sin, sin), dim=-1).reshape(n, 2 * half)
 
 
-def key_tables(cos2: torch.Tensor, sin2: torch.Tensor, frames: int, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
+def key_tables(cos2: torch.Tensor, sin2: torch.Tensor, frames: int, extra: int,
+               lead: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Grid tables [n, d] tiled over `frames` grids, then `extra` identity rows (cos 1, sin 0: tokens left as they
-    are) -> [frames*n + extra, d] each, one row per key."""
+    are) -> [frames*n + extra, d] each, one row per key. lead > 0: every frame starts with `lead` identity rows
+    (EdgeTAM's perceiver tokens: unrotated global latents, then the rotated grid) -> [frames*(lead+n) + extra, d]."""
+    if lead:
+        cos2 = torch.cat([cos2.new_ones(lead, cos2.shape[1]), cos2], dim=0)
+        sin2 = torch.cat([sin2.new_zeros(lead, sin2.shape[1]), sin2], dim=0)
     n, d = cos2.shape
     # expand + reshape, not repeat: `repeat` with a run-time count exports as OneHot -> Tile, which TensorRT
     # cannot import (required by the ONNX export); sizes are explicit because ONNX Reshape cannot infer -1 at 0.
@@ -100,6 +105,7 @@ class AxialRotary(nn.Module):
         # Plain dicts, not buffers: tables stay float32 even if the module is cast to half precision.
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._last_keys: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # one entry: the latest key layout
+        self.fixed_grids: list[tuple[int, int]] = []  # grids `prepare` always makes too (EdgeTAM's memory grid)
 
     @staticmethod
     def _exporting() -> bool:
@@ -123,20 +129,22 @@ class AxialRotary(nn.Module):
         """Make the tables of a feature size now (eagerly), so an export or compile takes them as constants."""
         if self._exporting():
             raise RuntimeError("AxialRotary.prepare must run before tracing/compiling, not inside it")
-        self.tables(feat_size, torch.device(device))
+        for size in [feat_size, *self.fixed_grids]:
+            self.tables(size, torch.device(device))
 
     def key_tables(self, feat_size: tuple[int, int], frames: int, extra: int,
-                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos2, sin2) [frames*h*w + extra, head_dim] for keys = `frames` grids + `extra` unrotated tokens; eager
-        mode keeps the latest (a tracker's bank is the same size frame after frame)."""
+                   device: torch.device, lead: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos2, sin2) [frames*(lead+h*w) + extra, head_dim] for keys = `frames` grids (each after `lead`
+        unrotated tokens) + `extra` unrotated tokens; eager mode keeps the latest (a tracker's bank is the same size
+        frame after frame)."""
         cos2, sin2 = self.tables(feat_size, device)
         if self._exporting():
-            return key_tables(cos2, sin2, frames, extra)
-        key = (int(feat_size[0]), int(feat_size[1]), int(frames), int(extra), torch.device(device))
+            return key_tables(cos2, sin2, frames, extra, lead)
+        key = (int(feat_size[0]), int(feat_size[1]), int(frames), int(extra), torch.device(device), int(lead))
         found = self._last_keys.get(key)
         if found is None:
             self._last_keys.clear()
-            found = self._last_keys[key] = key_tables(cos2, sin2, key[2], key[3])
+            found = self._last_keys[key] = key_tables(cos2, sin2, key[2], key[3], key[5])
         return found
 
     def forward(self, x: torch.Tensor, feat_size: tuple[int, int]) -> torch.Tensor:

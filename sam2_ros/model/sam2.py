@@ -16,6 +16,7 @@ from sam2_ros.model.image_encoder import ImageEncoder
 from sam2_ros.model.mask_decoder import MaskDecoder, pick_per_batch
 from sam2_ros.model.memory_attention import MemoryAttention
 from sam2_ros.model.memory_encoder import MemoryEncoder
+from sam2_ros.model.perceiver import SpatialPerceiver
 from sam2_ros.model.position_encoding import get_1d_sine_pe
 from sam2_ros.model.prompt_encoder import PromptEncoder
 from sam2_ros.model.transfer import upload
@@ -113,6 +114,8 @@ class Sam2Model(nn.Module):
             self.obj_ptr_proj = nn.Linear(c, c)
         # Temporal encoding of pointers is computed at width C and projected to D (Identity without the projection).
         self.obj_ptr_tpos_proj = nn.Linear(c, d) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+        if config.spatial_perceiver is not None:  # EdgeTAM
+            self.spatial_perceiver = SpatialPerceiver(config.spatial_perceiver)
         for p in (self.maskmem_tpos_enc, self.no_mem_embed, self.no_mem_pos_enc,
                   getattr(self, "no_obj_ptr", None), getattr(self, "no_obj_embed_spatial", None)):
             if p is not None:
@@ -230,7 +233,9 @@ class Sam2Model(nn.Module):
     def encode_memory(self, pix_feat: torch.Tensor, high_res_masks: torch.Tensor,
                       object_score_logits: torch.Tensor, binarize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Memory of a frame: pix_feat [B, C, h, w] (the frame's own embedding), high_res_masks [B, 1, S, S]
-        logits, object_score_logits [B, 1] -> (maskmem_features [B, D, h, w], maskmem_pos [B, D, h, w]).
+        logits, object_score_logits [B, 1] -> (maskmem_features [B, D, h, w], maskmem_pos [B, D, h, w]); with
+        EdgeTAM's spatial perceiver the memory is its tokens instead: both [B, D, L] (L = 512, channel-first like
+        the grid, so the bank flattens either the same way).
         binarize: threshold the logits instead of a sigmoid (Meta does it for frames prompted with points)."""
         cfg = self.config
         mask = (high_res_masks > 0).float() if binarize else torch.sigmoid(high_res_masks)
@@ -239,6 +244,9 @@ class Sam2Model(nn.Module):
         if cfg.no_obj_embed_spatial:
             absent = (object_score_logits <= 0).float()[..., None, None]  # [B, 1, 1, 1]
             features = features + absent * self.no_obj_embed_spatial[..., None, None]
+        if cfg.spatial_perceiver is not None:
+            tokens, token_pos = self.spatial_perceiver(features, pos)  # [B, L, D] each
+            return tokens.transpose(1, 2), token_pos.transpose(1, 2)  # [B, D, L]
         return features, pos
 
     # ------------------------------------------------------------------ glue (tracking.memory_bank assembles memories)

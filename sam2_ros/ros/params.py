@@ -52,7 +52,7 @@ class Settings:
     model_config: str = _param(
         "sam2.1_hiera_t", "SAM 2 model config",
         choices=("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l",
-                 "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l", "sam2_micro"))
+                 "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l", "sam2_micro", "edgetam"))
     checkpoint: str = _param(
         "", "path to Meta's .pt checkpoint for model_config; empty = random weights (a loud warning)")
     image_size: int = _param(1024, "model input size (square); smaller trades quality for speed", 128, 1024, 32)

@@ -26,7 +26,7 @@ from sam2_ros.tracking.state import Memory, ObjectState
 class Layout:
     """One object's memory for one frame: spatial memories with their slots, pointers with their distances."""
 
-    maskmems: list[torch.Tensor]  # each [D, h, w] (bfloat16 as stored)
+    maskmems: list[torch.Tensor]  # each [D, h, w] (bfloat16 as stored), or [D, L] perceiver tokens (EdgeTAM)
     slots: list[int]  # t_pos per spatial memory: 0 prompted, num_maskmem - frames_ago otherwise
     ptrs: list[torch.Tensor]  # each [C]
     rel_t: list[int]  # frame distance per pointer

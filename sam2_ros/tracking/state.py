@@ -96,7 +96,7 @@ class Memory:
 
     obj_ptr: torch.Tensor  # [C] object pointer
     score: torch.Tensor  # [1] object-score logit (> 0: present)
-    maskmem: torch.Tensor | None  # [D, h, w] bfloat16 spatial memory; None once too old to be attended to
+    maskmem: torch.Tensor | None  # [D, h, w] bfloat16 spatial memory ([D, 512] EdgeTAM tokens); None once too old
     low_res: torch.Tensor | None  # [1, s, s] mask logits; kept while the frame is in the history
     iou: torch.Tensor | None  # [1] predicted IoU; kept with low_res
 
