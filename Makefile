@@ -37,10 +37,11 @@ demo: setup
 
 # The CPU benchmarks, each writing bench/out/<name>.json and .md under a header (date, CPU, cores, load average,
 # torch / onnxruntime versions, git commit, command line); docs/BENCHMARKS.md says what each measures. About 20 minutes
-# on 2 shared cores (tracker_cpu at 512 ~6, the two parts_cpu ~6, the node and demo runs ~5). Left out for their
+# on 2 shared cores, estimated from the recorded figures (tracker_cpu at 512 ~6, the two parts_cpu ~6, the node and
+# demo runs ~5). Left out for their
 # length: soak (10,000 frames, ~15 min), attention_chunks (~9 min at 1024), tracker_cpu at 1024 (~9 min),
-# segment_everything --quality / --sweep. `make bench BENCH_ARGS=--quick`: every one at small sizes (~3 minutes), to
-# see that they run; those figures are not for the record.
+# segment_everything --quality / --sweep. `make bench BENCH_ARGS=--quick`: every one at small sizes (70 s measured
+# on 2 shared cores, 2026-12-07), to see that they run; those figures are not for the record.
 BENCH_ARGS ?=
 bench: setup
 	$(PY) -m bench.parts_cpu --against reference $(BENCH_ARGS)
