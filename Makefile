@@ -35,15 +35,29 @@ demo: setup
 	$(PY) -m sam2_ros.demo --detector
 	$(PY) -m sam2_ros.demo --depth
 
+# The CPU benchmarks, each writing bench/out/<name>.json and .md under a header (date, CPU, cores, load average,
+# torch / onnxruntime versions, git commit, command line); docs/BENCHMARKS.md says what each measures. About 20 minutes
+# on 2 shared cores, estimated from the recorded figures (tracker_cpu at 512 ~6, the two parts_cpu ~6, the node and
+# demo runs ~5). Left out for their
+# length: soak (10,000 frames, ~15 min), attention_chunks (~9 min at 1024), tracker_cpu at 1024 (~9 min),
+# segment_everything --quality / --sweep. `make bench BENCH_ARGS=--quick`: every one at small sizes (70 s measured
+# on 2 shared cores, 2026-12-07), to see that they run; those figures are not for the record.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) bench/model_cpu.py
-	$(PY) bench/tracker_cpu.py
-	$(PY) bench/onnx_cpu.py
-	$(PY) bench/node_overhead.py
-	$(PY) bench/geometry_cpu.py
-	$(PY) bench/objects_cost.py
-	$(PY) bench/overlay_captions.py
-	$(PY) bench/auto_start.py
+	$(PY) -m bench.parts_cpu --against reference $(BENCH_ARGS)
+	$(PY) -m bench.parts_cpu --against onnxruntime $(BENCH_ARGS)
+	$(PY) -m bench.tracker_cpu --sizes 512 $(BENCH_ARGS)
+	$(PY) -m bench.segment_everything $(BENCH_ARGS)
+	$(PY) -m bench.geometry_cpu $(BENCH_ARGS)
+	$(PY) -m bench.mask_resolution $(BENCH_ARGS)
+	$(PY) -m bench.mask_resolution --node $(BENCH_ARGS)
+	$(PY) -m bench.overlay_captions $(BENCH_ARGS)
+	$(PY) -m bench.objects_cost $(BENCH_ARGS)
+	$(PY) -m bench.objects_quality $(BENCH_ARGS)
+	$(PY) -m bench.objects_quality --scenes $(BENCH_ARGS)
+	$(PY) -m bench.node_overhead $(BENCH_ARGS)
+	$(PY) -m bench.burst $(BENCH_ARGS)
+	$(PY) -m bench.auto_start $(BENCH_ARGS)
 
 # On a machine with a CUDA GPU: no venv needed, only a python with torch (CUDA) and numpy. At most 5 minutes; results
 # in bench/out/gpu_check.json and bench/out/gpu_check.md (see docs/BENCHMARKS.md, "GPU"). More options: ARGS="...".

@@ -1,18 +1,14 @@
 """What `backend: auto` costs at start: `make demo`'s run (the node with the shipped micro model) twice on a fresh
 cache — the first start exports the model to ONNX, the second reuses it — and once with `backend: torch` to compare.
 
-    .venv/bin/python bench/auto_start.py [--runs 2] [--image-size 256] [--json bench/out/auto_start.json]
+    .venv/bin/python -m bench.auto_start [--runs 2] [--image-size 256] [--seconds 8] [--quick]
 
 Per run: the backend that ran, the node's configure time (`ready in`: model build + export or cache check), the
-export time the node logged, the demo's frames per second, latency and J. Prints a markdown table for
-docs/BENCHMARKS.md.
+export time the node logged, the demo's frames per second, latency and J. Writes bench/out/auto_start.json and .md.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -20,15 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import ROOT, Report, description, parse_args
+from sam2_ros.ros.node_process import child_env
 
 
-def run_demo(out: Path, cache: Path, image_size: int, backend: str = "auto") -> dict:
+def run_demo(out: Path, cache: Path, image_size: int, backend: str = "auto", seconds: float = 8.0) -> dict:
     """One `python -m sam2_ros.demo` with SAM2_ROS_CACHE=cache; the figures of its summary and node log."""
-    env = dict(os.environ, SAM2_ROS_CACHE=str(cache), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "sam2_ros.demo", "--out", str(out), "--image-size", str(image_size),
-                           "--backend", backend], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+                           "--backend", backend, "--seconds", str(seconds)], cwd=str(ROOT),
+                          env=child_env({"SAM2_ROS_CACHE": str(cache)}), capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"demo failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -43,31 +40,30 @@ def run_demo(out: Path, cache: Path, image_size: int, backend: str = "auto") -> 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(**description(__doc__))
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--json", default=str(ROOT / "bench" / "out" / "auto_start.json"))
-    args = p.parse_args()
+    p.add_argument("--seconds", type=float, default=8.0, help="the demo's --seconds of tracking")
+    args = parse_args(p, quick={"runs": 1, "seconds": 2.0})
     rows = []
     with tempfile.TemporaryDirectory(prefix="auto_start_") as tmp:
         cache = Path(tmp) / "cache"  # fresh: the first run exports
         runs = [("auto", i + 1) for i in range(args.runs)] + [("torch", 1)]
         for backend, i in runs:
             row = {"run": f"{backend} {i}", **run_demo(Path(tmp) / f"demo_{backend}{i}", cache, args.image_size,
-                                                        backend)}
+                                                        backend, args.seconds)}
             rows.append(row)
             print(row, flush=True)
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; demo: sam2_micro at {args.image_size} px\n")
-    print("| run (`backend`) | what ran | node start (s) | ONNX export (s) | demo fps | latency (ms) | J |")
-    print("|---|---|---|---|---|---|---|")
+    rep = Report("auto_start", "backend: auto at start (CPU)")
+    rep.print(f"demo: sam2_micro at {args.image_size} px, {args.seconds:g} s of tracking", "")
+    rep.table("run (`backend`)", "what ran", "node start (s)", "ONNX export (s)", "demo fps", "latency (ms)", "J",
+              "demo wall (s)")
     for r in rows:
         export = r["export_s"] or ("-" if r["backend"] == "torch" else "cached")
-        print(f"| {r['run']} | {r['backend']} | {r['start_s']} | {export} | {r['fps']} | {r['latency_ms']:.0f} | "
-              f"{r['J']:.3f} |")
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"image_size": args.image_size, "rows": rows}, indent=1))
+        rep.row(r["run"], r["backend"], r["start_s"], export, r["fps"], f"{r['latency_ms']:.0f}", f"{r['J']:.3f}",
+                r["demo_wall_s"])
+    rep.data.update(args=vars(args), rows=rows)
+    rep.write()
     return 0
 
 

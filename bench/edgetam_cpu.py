@@ -1,7 +1,7 @@
 """EdgeTAM vs SAM 2.1 tiny per tracked frame on CPU (torch and ONNX Runtime), and memory-bank bytes per object.
 
-Usage: .venv/bin/python bench/edgetam_cpu.py [--sizes 1024 512] [--objects 1 8] [--backends torch onnxruntime]
-       [--frames 9] [--timed 2] [--threads 2] [--out bench/out/edgetam_cpu.json]
+Usage: .venv/bin/python -m bench.edgetam_cpu [--sizes 1024 512] [--objects 1 8] [--backends torch onnxruntime]
+       [--frames 9] [--timed 2] [--threads 2] [--quick]   (writes bench/out/edgetam_cpu.json and .md)
 Random weights (seeded; speed does not depend on them), the same generated frames for both models, one click per
 object on frame 0, then tracking: from frame 7 on the bank is full (the prompted frame + 6 previous frames), and
 the last `timed` frames are averaged. For every (size, backend, objects) the reference (sam2.1_hiera_t) and
@@ -11,24 +11,19 @@ are reported, and `uptime` after each row. ONNX exports are cached under --cache
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "test")]
-
-from sam2_ros.backends.factory import create_backend  # noqa: E402
-from sam2_ros.tracking import StreamingTracker  # noqa: E402
-from sam2_ros.tracking.state import tensor_bytes  # noqa: E402
+from bench.common import OUT, Report, description, load_test_module, parse_args
+from sam2_ros.backends.factory import create_backend
+from sam2_ros.tracking import StreamingTracker
+from sam2_ros.tracking.state import tensor_bytes
 
 MODELS = ("sam2.1_hiera_t", "edgetam")
 
@@ -83,21 +78,22 @@ def uptime() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(**description(__doc__))
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 512])
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
     parser.add_argument("--frames", type=int, default=9, help="frames per run (frame 0 is the prompted one)")
     parser.add_argument("--timed", type=int, default=2, help="last frames averaged")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", default=str(ROOT / "bench" / "out" / "cache"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "edgetam_cpu.json"))
-    args = parser.parse_args()
+    parser.add_argument("--cache", default=str(OUT / "cache"))
+    args = parse_args(parser, quick={"sizes": [256], "objects": [1], "backends": ["torch"], "frames": 3, "timed": 1})
     torch.set_num_threads(args.threads)
-    from oracle_backend import make_video
+    make_video = load_test_module("oracle_backend").make_video
+    rep = Report("edgetam_cpu", "EdgeTAM vs sam2.1_hiera_t per tracked frame on the CPU")
+    print = rep.print  # every line below goes to the .md too
 
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, random weights, "
-          f"{args.frames} frames, mean of the last {args.timed}; start: {uptime()}", flush=True)
+          f"{args.frames} frames, mean of the last {args.timed}; start: {uptime()}")
     print("| image | backend | objects | sam2.1_hiera_t s/frame | edgetam s/frame | speed-up | CPU s/frame (t / "
           "edgetam) | CPU speed-up | spatial memory per object (t / edgetam) | object state per object (t / edgetam) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -122,11 +118,10 @@ def main() -> None:
                           f"{t['bank_spatial_bytes_per_object'] / 2**20:.2f} / "
                           f"{e['bank_spatial_bytes_per_object'] / 2**20:.2f} MiB | "
                           f"{t['bank_total_bytes_per_object'] / 2**20:.2f} / "
-                          f"{e['bank_total_bytes_per_object'] / 2**20:.2f} MiB |", flush=True)
+                          f"{e['bank_total_bytes_per_object'] / 2**20:.2f} MiB |")
     print(f"end: {uptime()}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "threads": args.threads, "frames": args.frames,
-                                          "timed": args.timed, "torch": torch.__version__}, indent=1))
+    rep.data.update(rows=rows, threads=args.threads, frames=args.frames, timed=args.timed)
+    rep.write()
 
 
 if __name__ == "__main__":

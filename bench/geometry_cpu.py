@@ -6,24 +6,22 @@ each other: realistic mask sizes), depth from its registered synthetic depth cam
 16UC1 at full resolution by default. Defaults of the node: erosion 2 px, MAD filter k = 3; voxel off and on.
 Times are wall-clock per frame (median, p95) and the thread's CPU time (median), in one process, one thread.
 
-    .venv/bin/python bench/geometry_cpu.py [--frames 20] [--repeats 5] [--voxel 0.01] [--encoding 16UC1] [--scale 1]
+    .venv/bin/python -m bench.geometry_cpu [--frames 20] [--repeats 5] [--voxel 0.01] [--encoding 16UC1] [--scale 1]
+        [--quick]
+
+Writes bench/out/geometry_cpu.json and .md.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sam2_ros.geometry import GeometryParams, depth_to_metres, extract_objects, pack_objects  # noqa: E402
-from sam2_ros.sim import SyntheticScene  # noqa: E402
-from sam2_ros.sim import SyntheticDepthCamera  # noqa: E402
+from bench.common import Report, description, parse_args, stats
+from sam2_ros.geometry import GeometryParams, depth_to_metres, extract_objects, pack_objects
+from sam2_ros.sim import SyntheticDepthCamera, SyntheticScene
 
 
 def bench(num_objects: int, voxel: float, args: argparse.Namespace) -> dict:
@@ -47,9 +45,9 @@ def bench(num_objects: int, voxel: float, args: argparse.Namespace) -> dict:
             pack.append(t2 - t1)
             points.append(cloud.width)
             pixels.append(frame.masks.sum() / max(num_objects, 1))
-    ms = lambda xs, q: float(np.percentile(xs, q) * 1e3)  # noqa: E731
-    return dict(objects=num_objects, voxel=voxel, extract_median_ms=ms(extract, 50), extract_p95_ms=ms(extract, 95),
-                extract_cpu_median_ms=ms(cpu, 50), pack_median_ms=ms(pack, 50), pack_p95_ms=ms(pack, 95),
+    extract, cpu, pack = stats(extract, 1e3), stats(cpu, 1e3), stats(pack, 1e3)
+    return dict(objects=num_objects, voxel=voxel, extract_median_ms=extract["median"], extract_p95_ms=extract["p95"],
+                extract_cpu_median_ms=cpu["median"], pack_median_ms=pack["median"], pack_p95_ms=pack["p95"],
                 points_per_frame=float(np.mean(points)), visible_pixels_per_object=float(np.mean(pixels)))
 
 
@@ -59,7 +57,7 @@ def voxel_text(voxel: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(**description(__doc__))
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 8, 16])
@@ -67,21 +65,23 @@ def main() -> int:
     parser.add_argument("--encoding", default="16UC1", choices=["16UC1", "32FC1"])
     parser.add_argument("--scale", type=float, default=1.0, help="depth resolution / colour resolution")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    rows = [bench(n, v, args) for n in args.objects for v in (0.0, args.voxel)]
-    print(f"640x480 colour, depth {args.encoding} x{args.scale}, erosion 2 px, MAD k 3, "
-          f"{args.frames} frames x {args.repeats}")
-    print("| objects | voxel | visible px / object | points / frame | extract median | p95 | CPU median "
-          "| pack median | p95 |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['objects']} | {voxel_text(r['voxel'])} "
-              f"| {r['visible_pixels_per_object']:.0f} | {r['points_per_frame']:.0f} | {r['extract_median_ms']:.2f} ms "
-              f"| {r['extract_p95_ms']:.2f} ms | {r['extract_cpu_median_ms']:.2f} ms | {r['pack_median_ms']:.2f} ms "
-              f"| {r['pack_p95_ms']:.2f} ms |")
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "geometry_cpu.json").write_text(json.dumps(dict(args=vars(args), rows=rows), indent=2))
+    args = parse_args(parser, quick={"frames": 3, "repeats": 1, "objects": [1, 8]})
+    rep = Report("geometry_cpu", "3-D extraction per frame on the CPU")
+    rep.print(f"640x480 colour, depth {args.encoding} x{args.scale}, erosion 2 px, MAD k 3, "
+              f"{args.frames} frames x {args.repeats}", "")
+    rep.table("objects", "voxel", "visible px / object", "points / frame", "extract median", "p95", "CPU median",
+              "pack median", "p95")
+    rows = []
+    for n in args.objects:
+        for v in (0.0, args.voxel):
+            r = bench(n, v, args)
+            rows.append(r)
+            rep.row(r["objects"], voxel_text(r["voxel"]), f"{r['visible_pixels_per_object']:.0f}",
+                    f"{r['points_per_frame']:.0f}", *(f"{r[k]:.2f} ms" for k in (
+                        "extract_median_ms", "extract_p95_ms", "extract_cpu_median_ms", "pack_median_ms",
+                        "pack_p95_ms")))
+    rep.data.update(args=vars(args), rows=rows)
+    rep.write()
     return 0
 
 

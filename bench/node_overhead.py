@@ -10,36 +10,33 @@ decode + 3-D extraction + 3-D messages published), and depth_paired_rate is repo
 With random weights the masks are noise: use --model-config sam2_micro --checkpoint models/sam2_micro.pt for masks
 of object size (and the same for the run without --depth you compare with).
 
-    .venv/bin/python bench/node_overhead.py [--seconds 20] [--image-size 256] [--threads 1] [--depth]
+    .venv/bin/python -m bench.node_overhead [--seconds 20] [--image-size 256] [--threads 1] [--depth]
         [--model-config sam2.1_hiera_t] [--checkpoint PATH] [--objects 2] [--mask-resolution full] [--masks-only]
+        [--quick]
 
-Low vs full resolution masks through the node's own publish path (issue 18): the shipped micro model, 8 objects,
-~/masks only (the other outputs off), and the serialized size of every ~/masks message:
+Low vs full resolution masks through the node's own publish path: the shipped micro model, 8 objects, ~/masks only
+(the other outputs off), and the serialized size of every ~/masks message:
 
-    .venv/bin/python bench/node_overhead.py --model-config sam2_micro --checkpoint models/sam2_micro.pt \
+    .venv/bin/python -m bench.node_overhead --model-config sam2_micro --checkpoint models/sam2_micro.pt \
         --objects 8 --masks-only --mask-resolution low
+
+Writes bench/out/node_overhead[_depth][_<N>obj][_low][_masks].json and .md; the node's log in
+bench/out/node_overhead_node.log.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import OUT, Report, description, parse_args
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(**description(__doc__))
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--image-size", type=int, default=256)
@@ -55,63 +52,55 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=2, help="objects prompted (the scene has at least 3)")
     parser.add_argument("--mask-resolution", choices=("full", "low"), default="full")
     parser.add_argument("--masks-only", action="store_true", help="publish ~/masks only (the other 2-D outputs off)")
-    args = parser.parse_args()
-    from sam2_ros.ros.client import spinning_node, use_private_domain
+    args = parse_args(parser, quick={"seconds": 4.0})
+    from sam2_ros.ros import stamps
+    from sam2_ros.ros.client import NodeClient, image_msg, prompt_msg, spinning_node, use_private_domain, wait_for
+    from sam2_ros.ros.node_process import NodeProcess
 
     use_private_domain()
-    out_dir = ROOT / "bench" / "out"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
 
-    from diagnostic_msgs.msg import DiagnosticArray
-    from geometry_msgs.msg import Point
-    from rclpy.serialization import deserialize_message
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from vision_msgs.msg import Detection3DArray
     from visualization_msgs.msg import MarkerArray
 
-    from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray, Prompt
+    from sam2_ros.msg import ObjectConfidenceArray, ObjectMaskArray
     from sam2_ros.ros.conversions import array_to_image
-    from sam2_ros.ros import stamps
+    from sam2_ros.sim import SyntheticDepthCamera, SyntheticScene
     from sam2_ros.srv import AddPrompt
-    from sam2_ros.sim import SyntheticScene
-    from sam2_ros.sim import SyntheticDepthCamera
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    log = open(out_dir / "node_overhead_node.log", "wb")
     params = {"image_size": args.image_size, "cpu_threads": args.threads, "diagnostics_period": 1.0,
-              "model_config": args.model_config, "checkpoint": args.checkpoint, "image_reliability": args.qos,
+              "model_config": args.model_config, "image_reliability": args.qos,
               "mask_resolution": args.mask_resolution, "backend": "torch"}
+    if args.checkpoint:  # the node's default "" = random weights (`-p checkpoint:=` does not parse)
+        params["checkpoint"] = args.checkpoint
     if args.masks_only:
         params.update(publish_confidence=False, publish_label_image=False, publish_overlay=False)
-    depth_args = ["-p", "use_depth:=true", "-r", "depth:=/bench/depth", "-r", "camera_info:=/bench/camera_info"] \
-        if args.depth else []
-    node_proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2",
-                                  "-r", "image:=/bench/image", *[a for k, v in params.items() for a in ("-p", f"{k}:={v}")],
-                                  *depth_args],
-                                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+    remaps = {"image": "/bench/image"}
+    if args.depth:
+        params["use_depth"] = True
+        remaps.update(depth="/bench/depth", camera_info="/bench/camera_info")
     scene = SyntheticScene(480, 640, num_objects=max(3, args.objects), seed=1)
     frames = [scene.frame(i) for i in range(30)]
     camera = SyntheticDepthCamera(scene)
     depths = [array_to_image(camera.render(f, "16UC1").depth, "16UC1") for f in frames] if args.depth else []
     info = CameraInfo(width=640, height=480, k=[float(v) for v in camera.intrinsics.k.reshape(-1)])
-    stack = contextlib.ExitStack()
-    node = stack.enter_context(spinning_node("node_overhead_bench"))
     lock = threading.Lock()
     sent: dict[int, float] = {}
     outputs = {"masks": ObjectMaskArray} if args.masks_only else \
         {"masks": ObjectMaskArray, "confidence": ObjectConfidenceArray, "label_image": Image, "overlay": Image}
     if args.depth:
         outputs.update(points=PointCloud2, detections_3d=Detection3DArray, markers=MarkerArray)
-    arrivals: dict[str, dict[int, float]] = {t: {} for t in outputs}
-    diags: list[dict[str, str]] = []
+    arrivals: dict[str, dict[int, float]] = {t: {} for t in outputs}   # topic -> stamp -> arrival (monotonic)
     mask_bytes: dict[int, int] = {}  # stamp -> serialized ~/masks message
 
     def on_masks(raw: bytes) -> None:
-        msg = deserialize_message(raw, ObjectMaskArray)
+        stamp = stamps.to_ns(deserialize_message(raw, ObjectMaskArray).header.stamp)
         with lock:
-            arrivals["masks"][stamps.to_ns(msg.header.stamp)] = time.monotonic()
-            mask_bytes[stamps.to_ns(msg.header.stamp)] = len(raw)
+            arrivals["masks"][stamp] = time.monotonic()
+            mask_bytes[stamp] = len(raw)
 
     def recorder(topic):
         def record(msg):
@@ -120,81 +109,64 @@ def main() -> int:
                 arrivals[topic][stamps.to_ns(header.stamp)] = time.monotonic()
         return record
 
-    def on_diag(msg):
-        for s in msg.status:
-            if s.name.startswith("sam2:"):
-                with lock:
-                    diags.append({kv.key: kv.value for kv in s.values})
-
-    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    camera_qos = reliable if args.qos == "reliable" else qos_profile_sensor_data
-    pub = node.create_publisher(Image, "/bench/image", camera_qos)
-    depth_pub = node.create_publisher(Image, "/bench/depth", camera_qos)
-    info_pub = node.create_publisher(CameraInfo, "/bench/camera_info", camera_qos)
-    node.create_subscription(ObjectMaskArray, "/sam2/masks", on_masks, reliable, raw=True)
-    for topic, typ in outputs.items():
-        if topic != "masks":
-            node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
-
-    def image(k: int):
-        msg = array_to_image(frames[k % len(frames)].rgb, "rgb8")
+    def publish(k: int) -> int:
+        """Frame k, and with --depth its camera_info and depth (same header) before or after it; returns its stamp."""
         stamp = 1_000_000_000 + k * 50_000_000
-        stamps.set_ns(msg.header, stamp)
-        return stamp, msg
-
-    def publish(k: int, msg) -> None:
-        """The colour frame, and with --depth its camera_info and depth (same header) before or after it."""
+        msg = image_msg(frames[k % len(frames)].rgb, stamp)
         if args.depth:
             info.header = msg.header
             depth = depths[k % len(depths)]
             depth.header = msg.header
         if args.depth and args.depth_order == "before":
-            info_pub.publish(info)
+            client.info_pub.publish(info)
             depth_pub.publish(depth)
-        pub.publish(msg)
-        if args.depth and args.depth_order == "after":
-            info_pub.publish(info)
-            depth_pub.publish(depth)
-
-    try:
-        deadline = time.monotonic() + 90
-        k = 0
-        while not arrivals["masks"] and time.monotonic() < deadline:  # until the node answers
-            stamp, msg = image(k)
-            publish(k, msg)
-            k += 1
-            time.sleep(0.3)
-        if not arrivals["masks"]:
-            print("node did not answer; see bench/out/node_overhead_node.log")
-            return 1
-        client = node.create_client(AddPrompt, "/sam2/add_prompt")
-        client.wait_for_service(timeout_sec=30)
-        f0 = frames[(k - 1) % len(frames)]
-        for object_id, idx in [(j + 1, j) for j in range(args.objects) if f0.inner_point(j) is not None]:
-            x, y = f0.inner_point(idx)
-            req = AddPrompt.Request(prompt=Prompt(object_id=object_id, points=[Point(x=x, y=y)], labels=[1]))
-            future = client.call_async(req)
-            while not future.done():
-                time.sleep(0.01)
         with lock:
-            diags.clear()
+            sent[stamp] = time.monotonic()
+        client.image_pub.publish(msg)
+        if args.depth and args.depth_order == "after":
+            client.info_pub.publish(info)
+            depth_pub.publish(depth)
+        return stamp
+
+    with NodeProcess(OUT / "node_overhead_node.log", params=params, remaps=remaps) as proc, \
+            spinning_node("node_overhead_bench") as node:
+        client = NodeClient(node, image_reliability=args.qos, image_topic="/bench/image",
+                            camera_info_topic="/bench/camera_info", recorded=("diagnostics",))
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        depth_pub = node.create_publisher(Image, "/bench/depth", reliable if args.qos == "reliable"
+                                          else qos_profile_sensor_data)
+        node.create_subscription(ObjectMaskArray, "/sam2/masks", on_masks, reliable, raw=True)
+        for topic, typ in outputs.items():
+            if topic != "masks":
+                node.create_subscription(typ, f"/sam2/{topic}", recorder(topic), reliable)
+        proc.wait_ready(90)
+        k = 0
+        answered = lambda: bool(arrivals["masks"])  # noqa: E731
+        while not answered() and k < 300:  # until the node answers
+            publish(k)
+            k += 1
+            wait_for(answered, 0.3)
+        if not answered():
+            print(f"node did not answer; see {proc.log_path}")
+            return 1
+        f0 = frames[(k - 1) % len(frames)]
+        for j in range(args.objects):
+            if f0.inner_point(j) is not None:
+                client.call(AddPrompt, "add_prompt", AddPrompt.Request(prompt=prompt_msg(
+                    j + 1, points=[f0.inner_point(j)], labels=[1])))
+        with lock:
+            client.clear()
+            sent.clear()
             for t in arrivals.values():
                 t.clear()
         start = time.monotonic()
         while time.monotonic() - start < args.seconds:
-            stamp, msg = image(k)
-            with lock:
-                sent[stamp] = time.monotonic()
-            publish(k, msg)
+            t0 = time.monotonic()
+            publish(k)
             k += 1
-            time.sleep(max(0.0, 1.0 / args.fps - (time.monotonic() - sent[stamp])))
+            time.sleep(max(0.0, 1.0 / args.fps - (time.monotonic() - t0)))
         time.sleep(2.5)
-    finally:
-        stack.close()
-        node_proc.send_signal(signal.SIGINT)
-        node_proc.wait(30)
-        log.close()
+        diags = client.diagnostics()
 
     rows = [d for d in diags if float(d.get("output_rate_hz", 0)) > 0]
     keys = ("convert_ms", "publish_ms", "inference_ms", "convert_cpu_ms", "publish_cpu_ms", "geometry_ms",
@@ -222,17 +194,20 @@ def main() -> int:
         "depth_paired_rate": round(float(np.mean(paired)), 3) if paired else None,
         "frames_with_3d": len(arrivals["points"]) if args.depth else None,
         "node_overhead_cpu_ms": round(mean["convert_cpu_ms"] + mean["publish_cpu_ms"] + mean["geometry_cpu_ms"], 3),
-        "load_average_1min": round(os.getloadavg()[0], 1), "cpu_cores": os.cpu_count(),
         "end_to_end_ms_median": round(float(np.median(e2e)), 1) if e2e.size else None,
     }
     name = "node_overhead" + ("_depth" if args.depth else "") + (f"_{args.objects}obj" if args.objects != 2 else "") \
         + ("_low" if args.mask_resolution == "low" else "") + ("_masks" if args.masks_only else "")
-    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
-    print(f"node overhead {overhead:.2f} ms per frame (convert {mean['convert_ms']:.2f} + publish "
-          f"{mean['publish_ms']:.2f} + 3-D {mean['geometry_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} ms "
-          f"CPU, vs tracker "
-          f"{mean['inference_ms']:.0f} ms; goal <= 5 ms (wall): {'met' if overhead <= 5.0 else 'NOT met'}")
+    rep = Report(name, "Node overhead per frame at 640x480")
+    rep.table("figure", "value")
+    for key, value in result.items():
+        rep.row(key, value)
+    rep.print("", f"node overhead {overhead:.2f} ms per frame (convert {mean['convert_ms']:.2f} + publish "
+              f"{mean['publish_ms']:.2f} + 3-D {mean['geometry_ms']:.2f}) wall, {result['node_overhead_cpu_ms']:.2f} "
+              f"ms CPU, vs tracker {mean['inference_ms']:.0f} ms; goal <= 5 ms (wall): "
+              f"{'met' if overhead <= 5.0 else 'NOT met'}")
+    rep.data.update(args=vars(args), params=params, node_exit_code=proc.returncode, **result)
+    rep.write()
     return 0
 
 

@@ -10,22 +10,20 @@ corrected for corrections, commit: confirmations, motion filters, unconfirmed co
 Wall time (perf_counter) and the thread's CPU time (thread_time: without the time other processes took the core).
 Separately: mask_boxes (the mask -> box step of track_frame) for N masks of the image size, wall time.
 
-    .venv/bin/python bench/objects_cost.py [--sizes 16x50 1x5 4x10 64x200] [--frames 3000] [--image 480x640]
+    .venv/bin/python -m bench.objects_cost [--sizes 16x50 1x5 4x10 64x200] [--frames 3000] [--image 480x640] [--quick]
+
+Writes bench/out/objects_cost.json and .md.
 """
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sam2_ros.objects import (EventKind, ObjectOptions, ObjectRegistry, RawDetection, mask_boxes,  # noqa: E402
-                              parse_detections)
+from bench.common import Report, description, parse_args
+from sam2_ros.objects import EventKind, ObjectOptions, ObjectRegistry, RawDetection, mask_boxes, parse_detections
 
 
 def scenario(n: int, m: int, frames: int, size: tuple[int, int], seed: int = 0):
@@ -102,25 +100,30 @@ def mask_box_cost(n: int, size: tuple[int, int], repeats: int = 200) -> tuple[fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(**description(__doc__))
     parser.add_argument("--sizes", nargs="+", default=["16x50", "1x5", "4x10", "64x200"],
                         help="objects x detections per frame")
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--image", default="480x640", help="H x W (for clipping and mask_boxes)")
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"sizes": ["16x50", "1x5"], "frames": 300})
     size = tuple(int(v) for v in args.image.split("x"))
-    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"numpy {np.__version__}, {args.frames} frames, image {size[1]}x{size[0]}")
-    print("| objects x detections | median | p99 | mean | thread CPU median / p99 | LOST / FOUND / REACQUIRED events "
-          "| mask_boxes median / p99 |")
-    print("|---|---|---|---|---|---|---|")
+    rep = Report("objects_cost", "Detector-driven tracking's bookkeeping per frame (sam2_ros.objects)")
+    rep.print(f"{args.frames} frames, image {size[1]}x{size[0]}", "")
+    rep.table("objects x detections", "median", "p99", "mean", "thread CPU median / p99",
+              "LOST / FOUND / REACQUIRED events", "mask_boxes median / p99")
+    rows = []
     for spec in args.sizes:
         n, m = (int(v) for v in spec.split("x"))
         r = measure(n, m, args.frames, size)
         mb = mask_box_cost(n, size)
-        print(f"| {n} x {m} | {r['median'] / 1e3:.3f} ms | {r['p99'] / 1e3:.3f} ms | {r['mean'] / 1e3:.3f} ms | "
-              f"{r['cpu_median'] / 1e3:.3f} / {r['cpu_p99'] / 1e3:.3f} ms | {r['lost']} / {r['found']} / {r['reacquired']} | {mb[0] / 1e3:.3f} / {mb[1] / 1e3:.3f} ms |",
-              flush=True)
+        rows.append({"objects": n, "detections": m, **{f"{k}_us" if isinstance(v, float) else k: v
+                                                        for k, v in r.items()},
+                     "mask_boxes_median_us": mb[0], "mask_boxes_p99_us": mb[1]})
+        rep.row(f"{n} x {m}", f"{r['median'] / 1e3:.3f} ms", f"{r['p99'] / 1e3:.3f} ms", f"{r['mean'] / 1e3:.3f} ms",
+                f"{r['cpu_median'] / 1e3:.3f} / {r['cpu_p99'] / 1e3:.3f} ms",
+                f"{r['lost']} / {r['found']} / {r['reacquired']}", f"{mb[0] / 1e3:.3f} / {mb[1] / 1e3:.3f} ms")
+    rep.data.update(args=vars(args), rows=rows)
+    rep.write()
     return 0
 
 

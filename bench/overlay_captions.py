@@ -2,24 +2,22 @@
 a 640x480 frame with N objects (SyntheticScene shapes, labels of 3-8 characters), median / p99 over many frames with
 the caption cache warm (the steady state: one label per object), and the one-off render of a caption not yet cached.
 
-    .venv/bin/python bench/overlay_captions.py [--objects 1 4 16] [--repeats 300] [--image 480x640]
+    .venv/bin/python -m bench.overlay_captions [--objects 1 4 16] [--repeats 300] [--image 480x640] [--quick]
+
+Writes bench/out/overlay_captions.json and .md.
 """
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sam2_ros.sim import CLASS_NAMES  # noqa: E402
-from sam2_ros.ros import conversions as conv  # noqa: E402
-from sam2_ros.ros.overlay_text import caption_mask  # noqa: E402
-from sam2_ros.sim import SyntheticScene  # noqa: E402
+from bench.common import Report, description, parse_args, stats, times
+from sam2_ros.ros import conversions as conv
+from sam2_ros.ros.overlay_text import caption_mask
+from sam2_ros.sim import CLASS_NAMES, SyntheticScene
 
 
 class _Result:
@@ -36,24 +34,21 @@ class _Result:
 
 def timed(fn, repeats: int) -> tuple[float, float]:
     """Median / p99 wall milliseconds of fn()."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times)), float(np.percentile(times, 99))
+    s = stats(times(fn, repeats, warmup=0), 1e3)
+    return s["median"], s["p99"]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(**description(__doc__))
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--image", default="480x640", help="H x W")
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"objects": [1, 4], "repeats": 20})
     height, width = (int(v) for v in args.image.split("x"))
-    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, {height}x{width}")
-    print("| objects | overlay without captions median / p99 | with captions median / p99 | captions add |")
-    print("|---|---|---|---|")
+    rep = Report("overlay_captions", "Captions (id + label) in ~/overlay")
+    rep.print(f"{height}x{width}, median / p99 of {args.repeats} frames, caption cache warm", "")
+    rep.table("objects", "overlay without captions median / p99", "with captions median / p99", "captions add")
+    rows = []
     for n in args.objects:
         frame = SyntheticScene(height, width, num_objects=n, seed=0).frame(3)
         labels = [CLASS_NAMES[k % len(CLASS_NAMES)] for k in range(n)]
@@ -62,13 +57,18 @@ def main() -> int:
         conv.overlay(frame.rgb, out)  # warm the caption cache
         plain = timed(lambda: conv.overlay(frame.rgb, out, captions=False), args.repeats)
         captioned = timed(lambda: conv.overlay(frame.rgb, out), args.repeats)
-        print(f"| {n} | {plain[0]:.3f} / {plain[1]:.3f} ms | {captioned[0]:.3f} / {captioned[1]:.3f} ms | "
-              f"{captioned[0] - plain[0]:.3f} ms |", flush=True)
+        rows.append({"objects": n, "plain_median_ms": plain[0], "plain_p99_ms": plain[1],
+                     "captioned_median_ms": captioned[0], "captioned_p99_ms": captioned[1]})
+        rep.row(n, f"{plain[0]:.3f} / {plain[1]:.3f} ms", f"{captioned[0]:.3f} / {captioned[1]:.3f} ms",
+                f"{captioned[0] - plain[0]:.3f} ms")
     texts = [f"{k} label{k}" for k in range(200)]
     t0 = time.perf_counter()
     for text in texts:
         caption_mask(text)
-    print(f"first render of a caption (cache miss): {(time.perf_counter() - t0) * 1e3 / len(texts):.3f} ms each")
+    miss_ms = (time.perf_counter() - t0) * 1e3 / len(texts)
+    rep.print("", f"first render of a caption (cache miss): {miss_ms:.3f} ms each")
+    rep.data.update(args=vars(args), rows=rows, caption_miss_ms=miss_ms)
+    rep.write()
     return 0
 
 

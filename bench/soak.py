@@ -1,14 +1,14 @@
 """Soak: N frames closed loop through the real node process, 3 prompted objects; RSS and latency every 100 frames.
 
-The node runs as its own process (`python -m sam2_ros`, the shipped micro model, backend torch, 1 torch thread,
+The node runs as its own process (NodeProcess: `python -m sam2_ros`, the shipped micro model, backend torch, 1 torch thread,
 reliable image QoS, every 2-D output on). This script publishes one synthetic 640x480 rgb8 frame, waits for the
 node's `~/masks` with that frame's stamp (closed loop: no frame is dropped, each latency is publish -> masks
 received), then publishes the next. Every `--sample-every` frames it reads the node process's RSS (/proc/PID/status
 VmRSS) and the latencies of that window. Memory must be flat after warm-up (the tracker's memory bank and frame
 history are bounded); the summary fits a line to RSS after warm-up and reports the growth per 1,000 frames.
 
-    .venv/bin/python bench/soak.py [--frames 10000] [--sample-every 100] [--warmup 1000] [--out bench/out]
-        [--transport default|udp|large_data] [--echo] [--max-lost 5] [--domain N]
+    .venv/bin/python -m bench.soak [--frames 10000] [--sample-every 100] [--warmup 1000] [--out bench/out]
+        [--transport default|udp|large_data] [--echo] [--max-lost 5] [--domain N] [--quick]
 
 Results: bench/out/soak.json and bench/out/soak.md (written at every sample, so a long run can be watched and an
 interrupted one still leaves its figures); the node's log in bench/out/soak_node.log.
@@ -19,20 +19,16 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import signal
 import struct
-import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import MICRO_CHECKPOINT, OUT, Report, description, parse_args, stats
+
 TRANSPORTS = {"default": None, "udp": "UDPv4", "large_data": "LARGE_DATA"}  # --transport -> FASTDDS_BUILTIN_TRANSPORTS
 
 
@@ -66,11 +62,6 @@ def ping_pong(count: int, k: int) -> int:
     return i if i < count else period - i
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0..100) by linear interpolation; None for no values."""
-    return float(np.percentile(np.asarray(values, np.float64), q)) if values else None
-
-
 def summarize(samples: list[dict], latencies_ms: list[float], warmup: int) -> dict:
     """Figures of a run: RSS after warm-up and at the end, its growth (total and by a least-squares line per 1,000
     frames, after warm-up), and latency median / p95 / max over the frames after warm-up (all when the run was shorter).
@@ -89,18 +80,18 @@ def summarize(samples: list[dict], latencies_ms: list[float], warmup: int) -> di
         slope = float(np.polyfit(x, y, 1)[0]) if len(after) >= 2 and np.ptp(x) > 0 else 0.0
         out["rss_slope_mb_per_1000_frames"] = round(slope * 1000.0, 3)
     steady = latencies_ms[warmup:] if len(latencies_ms) > warmup else latencies_ms
-    for name, q in (("median", 50.0), ("p95", 95.0), ("p99", 99.0)):
-        value = percentile(steady, q)
-        out[f"latency_{name}_ms"] = None if value is None else round(value, 1)
+    figures = stats(steady)
+    for name in ("median", "p95", "p99"):
+        out[f"latency_{name}_ms"] = None if figures[name] is None else round(figures[name], 1)
     out["latency_max_ms"] = round(max(steady), 1) if steady else None
     return out
 
 
 def markdown(result: dict) -> str:
-    """The run as a short markdown report: set-up, the summary, and the samples as a table."""
+    """The run as a short markdown report (under the writer's header): set-up, the summary, the samples as a table."""
     s, c = result["summary"], result["config"]
-    lines = [f"# Soak: {s['frames']} frames, {c['objects']} objects, {c['model']}, transport {c.get('transport', 'default')}", "",
-             f"{result['date']}, {result['machine']}, command `{result['command']}`", "",
+    lines = [f"{s['frames']} frames, {c['objects']} objects, {c['model']}, transport {c.get('transport', 'default')}",
+             "",
              "| RSS after warm-up | RSS end | growth | slope per 1000 frames | latency median | p95 | max | lost | "
              "participant renewals |",
              "|---|---|---|---|---|---|---|---|---|",
@@ -123,7 +114,7 @@ def read_rss_mb(pid: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(**description(__doc__))
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--sample-every", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=1000, help="frames before the RSS baseline")
@@ -144,11 +135,12 @@ def main() -> int:
     parser.add_argument("--domain", type=int, default=None,
                         help="ROS_DOMAIN_ID (default: one of 101..232 by pid; the test suite's runs use 1..100, and "
                              "a run of 10,000 frames lives long enough to meet one in the same domain)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(OUT))
+    args = parse_args(parser, quick={"frames": 60, "sample_every": 20, "warmup": 20})
 
     from sam2_ros.ros import stamps
-    from sam2_ros.ros.client import spinning_node, use_private_domain
+    from sam2_ros.ros.client import NodeClient, image_msg, prompt_msg, spinning_node, use_private_domain, wait_for
+    from sam2_ros.ros.node_process import ChildProcess, NodeProcess
 
     use_private_domain()
     os.environ["ROS_DOMAIN_ID"] = str(args.domain if args.domain is not None else 101 + os.getpid() % 132)
@@ -157,28 +149,22 @@ def main() -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    from geometry_msgs.msg import Point
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import Image
 
-    from sam2_ros.msg import ObjectMaskArray, Prompt
-    from sam2_ros.ros.conversions import array_to_image
-    from sam2_ros.srv import AddPrompt
+    from sam2_ros.msg import ObjectMaskArray
     from sam2_ros.sim import SyntheticScene
+    from sam2_ros.srv import AddPrompt
 
-    params = {"model_config": "sam2_micro", "checkpoint": str(ROOT / "models" / "sam2_micro.pt"),
-              "image_size": args.image_size, "cpu_threads": args.threads, "backend": "torch",
-              "image_reliability": "reliable", "diagnostics_period": 1.0}
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    log = open(out_dir / "soak_node.log", "wb")
-    command = [sys.executable, str(ROOT / "bench" / "soak_echo.py"), "--ros-args", "-r", "image:=/soak/image"] \
-        if args.echo else [sys.executable, "-m", "sam2_ros", "--ros-args", "-r", "__node:=sam2", "-r",
-                           "image:=/soak/image", *[a for k, v in params.items() for a in ("-p", f"{k}:={v}")]]
-    node_proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+    params = {"model_config": "sam2_micro", "checkpoint": str(MICRO_CHECKPOINT), "image_size": args.image_size,
+              "cpu_threads": args.threads, "backend": "torch", "image_reliability": "reliable",
+              "diagnostics_period": 1.0}
+    log = out_dir / "soak_node.log"
+    node_proc = ChildProcess([sys.executable, "-m", "bench.soak_echo", "--ros-args", "-r", "image:=/soak/image"], log) \
+        if args.echo else NodeProcess(log, params=params, remaps={"image": "/soak/image"})
     scene = SyntheticScene(480, 640, num_objects=max(3, args.objects), seed=1)
     frames = [scene.frame(i) for i in range(60)]
-    images = [array_to_image(f.rgb, "rgb8") for f in frames]
+    images = [image_msg(f.rgb, 0) for f in frames]
     lock = threading.Condition()
     arrived: dict[int, tuple[float, bytes]] = {}   # stamp -> (arrival monotonic, the serialized ~/masks)
 
@@ -188,32 +174,31 @@ def main() -> int:
             arrived[stamp] = (time.monotonic(), raw)
             lock.notify_all()
 
-    result: dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-                    "command": "python bench/soak.py " + " ".join(sys.argv[1:]),
-                    "config": {"model": "echo (no model)" if args.echo else f"sam2_micro@{args.image_size}",
+    rep = Report("soak", "Soak through the node process", out=out_dir)
+    result = rep.data
+    result.update({"config": {"model": "echo (no model)" if args.echo else f"sam2_micro@{args.image_size}",
                                "backend": "torch", "threads": args.threads,
                                "objects": args.objects, "image": "640x480 rgb8", "frames": args.frames,
                                "sample_every": args.sample_every, "transport": args.transport},
-                    "load_average_start": os.getloadavg(), "samples": [], "lost_frames": 0}
+                   "samples": [], "lost_frames": 0})
     latencies: list[float] = []
     window: list[float] = []
 
     def write() -> None:
         result["summary"] = summarize(result["samples"], latencies, args.warmup)
-        (out_dir / "soak.json").write_text(json.dumps(result, indent=1))
-        (out_dir / "soak.md").write_text(markdown(result))
+        rep.write(markdown(result))
 
     class Link:
-        """This process's DDS participant: the image publisher, the ~/masks reader, the ~/add_prompt client.
-        renew() replaces it (see --stall)."""
+        """This process's DDS participant: a NodeClient (the image publisher, the ~/add_prompt client; it records no
+        output) and the ~/masks reader (raw: the stamp is read without deserializing). renew() replaces it (--stall)."""
 
         def __init__(self) -> None:
             self.stack = contextlib.ExitStack()
             self.node = self.stack.enter_context(spinning_node("soak_bench"))
-            reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-            self.pub = self.node.create_publisher(Image, "/soak/image", reliable)
-            self.node.create_subscription(ObjectMaskArray, "/sam2/masks", on_masks, reliable, raw=True)
+            self.client = NodeClient(self.node, image_reliability="reliable", image_topic="/soak/image", recorded=())
+            self.pub = self.client.image_pub
+            self.node.create_subscription(ObjectMaskArray, "/sam2/masks", on_masks,
+                                          QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE), raw=True)
 
         def connected(self) -> bool:
             return self.pub.get_subscription_count() > 0 and self.node.count_publishers("/sam2/masks") > 0
@@ -221,9 +206,7 @@ def main() -> int:
         def renew(self) -> None:
             self.stack.close()
             self.__init__()
-            deadline = time.monotonic() + 30
-            while not self.connected() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(self.connected, 30, period=0.05)
 
     link = Link()
 
@@ -249,19 +232,14 @@ def main() -> int:
             with lock:
                 lock.wait(1.0)
         if not arrived:
-            print(f"node did not answer; see {out_dir / 'soak_node.log'}")
+            print(f"node did not answer; see {log}")
             return 1
-        client = link.node.create_client(AddPrompt, "/sam2/add_prompt")
-        client.wait_for_service(timeout_sec=30)
         first = frames[ping_pong(len(frames), k - 1)]
         for j in range(args.objects):
-            x, y = first.inner_point(j)
-            future = client.call_async(AddPrompt.Request(prompt=Prompt(object_id=j + 1, points=[Point(x=x, y=y)],
-                                                                       labels=[1])))
-            while not future.done():
-                time.sleep(0.01)
-            if not future.result().success:
-                print(f"prompt {j + 1} refused: {future.result().message}")
+            reply = link.client.call(AddPrompt, "add_prompt", AddPrompt.Request(
+                prompt=prompt_msg(j + 1, points=[first.inner_point(j)], labels=[1])))
+            if not reply.success:
+                print(f"prompt {j + 1} refused: {reply.message}")
                 return 1
         lost_in_a_row = 0
         result["stalls"] = []  # frames after which this process's participant was renewed
@@ -291,7 +269,7 @@ def main() -> int:
             window.append(latencies[-1])
             if n % args.sample_every == 0:
                 result["samples"].append({
-                    "frame": n, "rss_mb": read_rss_mb(node_proc.pid),
+                    "frame": n, "rss_mb": read_rss_mb(node_proc.popen.pid),
                     "latency_median_ms": round(float(np.median(window)), 1) if window else None,
                     "latency_max_ms": round(max(window), 1) if window else None,
                     "objects": len(deserialize_message(seen[1], ObjectMaskArray).objects),
@@ -303,14 +281,7 @@ def main() -> int:
                       f"(max {row['latency_max_ms']}), load {row['loadavg']}", flush=True)
     finally:
         link.stack.close()
-        node_proc.send_signal(signal.SIGINT)
-        try:
-            node_proc.wait(30)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
-        log.close()
-    result["load_average_end"] = os.getloadavg()
-    result["node_exit_code"] = node_proc.returncode
+        result["node_exit_code"] = node_proc.stop(timeout=30)
     write()
     print(json.dumps(result["summary"], indent=1))
     return 0

@@ -1,4 +1,4 @@
-"""The control for bench/soak.py (`--echo`): a process that answers like the sam2 node on the wire but runs no model.
+"""The control for bench/soak.py (`--echo`, started as `python -m bench.soak_echo`): a process that answers like the sam2 node on the wire but runs no model.
 
 It subscribes `image` as the node does (reliable, depth 1), and for every frame publishes on `~/masks` (`/sam2/masks`)
 an ObjectMaskArray with the frame's header and three 640x480 mono8 masks, the same size as the node's; `~/add_prompt`

@@ -135,14 +135,17 @@ class NodeClient:
     """Publishers for a sam2 node's inputs, recorders of its outputs, and blocking service calls with timeouts.
 
     name: the node's name (its private topics are /<name>/...); image_topic / camera_info_topic: where the node's
-    `image` / `camera_info` are remapped; image_reliability: as the node subscribes (a best-effort publisher would not
-    reach a reliable reader).
+    `image` / `camera_info` are remapped; image_reliability: as the node subscribes both (a best-effort publisher would
+    not reach a reliable reader); recorded: the outputs kept in `received` (a long run that measures its own outputs
+    records fewer: every message is kept).
     """
 
     OUTPUTS = ("masks", "confidence", "label_image", "overlay")
+    RECORDED = (*OUTPUTS, "events", "diagnostics")
 
     def __init__(self, node: Any, name: str = "sam2", image_reliability: str = "best_effort",
-                 image_topic: str = "/camera/image", camera_info_topic: str = "/camera/camera_info") -> None:
+                 image_topic: str = "/camera/image", camera_info_topic: str = "/camera/camera_info",
+                 recorded: Sequence[str] = RECORDED) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PointStamped
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -155,9 +158,9 @@ class NodeClient:
         self.received: dict[str, list] = defaultdict(list)   # topic -> [(arrival monotonic, msg)]
         self._clients: dict[str, Any] = {}
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = node.create_publisher(Image, image_topic, reliable if image_reliability == "reliable"
-                                               else qos_profile_sensor_data)
-        self.info_pub = node.create_publisher(CameraInfo, camera_info_topic, qos_profile_sensor_data)
+        camera_qos = reliable if image_reliability == "reliable" else qos_profile_sensor_data
+        self.image_pub = node.create_publisher(Image, image_topic, camera_qos)
+        self.info_pub = node.create_publisher(CameraInfo, camera_info_topic, camera_qos)
         self.prompt_pub = node.create_publisher(Prompt, f"/{name}/prompt", reliable)
         self.click_pub = node.create_publisher(PointStamped, f"/{name}/click", reliable)
         self.click_neg_pub = node.create_publisher(PointStamped, f"/{name}/click_negative", reliable)
@@ -165,8 +168,10 @@ class NodeClient:
         types = {"masks": ObjectMaskArray, "confidence": ObjectConfidenceArray, "label_image": Image,
                  "overlay": Image, "events": ObjectEvent}
         for topic, msg_type in types.items():
-            node.create_subscription(msg_type, f"/{name}/{topic}", self._recorder(topic), reliable)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("diagnostics"), reliable)
+            if topic in recorded:
+                node.create_subscription(msg_type, f"/{name}/{topic}", self._recorder(topic), reliable)
+        if "diagnostics" in recorded:
+            node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("diagnostics"), reliable)
 
     def record(self, topic: str, msg_type: Any, depth: int = 50) -> None:
         """Also record the node's output `~/<topic>` (reliable), e.g. the 3-D outputs of use_depth."""
