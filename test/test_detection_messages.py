@@ -9,7 +9,8 @@ import pytest
 
 from sam2_ros.objects import (AppliedDetections, DetectionPlan, Event, EventKind, ObjectOptions, ObjectRegistry,
                               RawDetection, parse_detections, rotated_size_for_bounds)
-from sam2_ros.ros.detection_msgs import DetectionLog, detection_array, event_msgs, object_options, raw_detections
+from sam2_ros.ros.detection_msgs import detection_array, event_msgs, object_options, raw_detections
+from sam2_ros.session.detection_log import DetectionLog
 from sam2_ros.ros.params import Settings
 
 

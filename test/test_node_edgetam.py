@@ -9,7 +9,7 @@ from fixtures.node_harness import NodeClient, prompt_msg, start_node
 from ros_util import wait_for
 from sam2_ros.model import build_sam2
 from sam2_ros.ros.client import spinning_node
-from sam2_ros.synthetic import SyntheticScene
+from sam2_ros.sim import SyntheticScene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 BASE = 1_700_000_000 * 1_000_000_000

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures.node_harness import stamp_of
 from ros_util import wait_for
 from sam2_ros.sim import IdentityScore, crossing, jaccard, leave_and_return
 from sam2_ros.sim.scripted import BACK_AT, LEAVE_AT
+from sam2_ros.ros import stamps
 from test_node_detections import DETECTIONS, MICRO, PERIOD, Rig, start_detector
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -38,7 +38,7 @@ def run_scene(rig, scene, base: int, every: int = 1, lag: int = 0) -> list:
         out.append(rig.frame(scene.frame(i).rgb, base + i * PERIOD, detector=(every == 1 and lag == 0)))
         answered = i - lag
         if (every > 1 or lag) and answered >= 0 and answered % every == 0:  # applied before the next frame
-            assert wait_for(lambda: any(stamp_of(m.header) == base + answered * PERIOD
+            assert wait_for(lambda: any(stamps.to_ns(m.header.stamp) == base + answered * PERIOD
                                         for m in rig.client.msgs("detections")), 30), f"no array for {answered}"
     return out
 
