@@ -22,12 +22,12 @@ $(STAMP): $(SETUP_INPUTS)
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest test --durations=15
+	$(PY) -m pytest test -n 2 --dist loadgroup --durations=15
 
-# The quick subset for the edit loop (< 2 minutes): no ROS process tests, oracle-equivalence, training or colcon build.
+# The quick subset for the edit loop (measured below in docs/testing.md): no ROS process tests, oracle-equivalence, training or colcon build.
 test-fast: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest test -m "not slow"
+	$(PY) -m pytest test -m "not slow" -n 2 --dist loadgroup
 
 # The demo prompted by clicks (demo_output/), then driven by a synthetic detector's boxes (demo_output/detector/).
 demo: setup

@@ -75,3 +75,13 @@ def client(node_proc, node_params):
         c = NodeClient(node, name=name, image_reliability=node_params.get("image_reliability", "best_effort"))
         c.wait_connected()
         yield c
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (`make test` runs two workers, `--dist loadgroup`): every test of one module stays on one
+    worker (module fixtures such as a node process or a model are built once), and every ROS test runs on the same
+    worker, one module after another, so at most one node process and its DDS traffic share the machine with the
+    other worker's CPU-only tests."""
+    for item in items:
+        group = "ros" if item.get_closest_marker("ros") else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))

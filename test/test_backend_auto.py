@@ -87,13 +87,14 @@ def test_auto_exports_once_then_reuses_the_cache(cache_root, caplog):
 @NO_GPU
 def test_engine_passes_cpu_threads_and_names_what_runs(cache_root, monkeypatch):
     monkeypatch.setenv("SAM2_ROS_CACHE", str(cache_root))
+    settings = Settings(model_config="sam2_micro", checkpoint=MICRO, image_size=128, cpu_threads=1, prompt_history=4)
+    build_engine(settings, RosLoggerStandIn())  # exports, unless a test before it did (tests may run in any order)
     log = RosLoggerStandIn()
-    engine = build_engine(Settings(model_config="sam2_micro", checkpoint=MICRO, image_size=128, cpu_threads=1,
-                                   prompt_history=4), log)
+    engine = build_engine(settings, log)
     assert engine.backend == "onnxruntime" and engine.device == "cpu"  # auto is the default
     assert engine.tracker.backend.threads == 1
     assert any("backend auto: onnxruntime" in line for line in log.lines), log.lines
-    assert any("using cached ONNX export" in line for line in log.lines), log.lines  # exported by the test above
+    assert any("using cached ONNX export" in line for line in log.lines), log.lines  # the first build's export
     assert engine.info()["backend"] == "onnxruntime" and engine.seconds > 0
     assert not logging.getLogger("sam2_ros").handlers, "the forwarding handler is removed after the build"
 

@@ -1,8 +1,8 @@
 """Detector-driven tracking without ROS (ARCHITECTURE 3.4): detections matched to objects, labels, statuses, events.
 
     registry = ObjectRegistry(ObjectOptions(detection_classes=("cup",)))
-    result, events = track_frame(tracker, registry, rgb, frame_stamp=i, stamp=t)
-    applied = apply_detections(tracker, registry, parse_detections(raw, (H, W)), frame_stamp=i, stamp=t)
+    result, events = track_frame(tracker, registry, rgb, seq=i, time_s=t)
+    applied = apply_detections(tracker, registry, parse_detections(raw, (H, W)), seq=i, time_s=t)
 """
 from sam2_ros.objects.appearance import box_looks
 from sam2_ros.objects.assignment import assign

@@ -138,7 +138,7 @@ class TrackingSession:
         self.outputs.before_track(frame)
         t0 = time.perf_counter()
         result, events = track_frame(self.tracker, self.registry, np.ascontiguousarray(frame.rgb),
-                                     frame_stamp=frame.seq, stamp=frame.time_s)
+                                     seq=frame.seq, time_s=frame.time_s)
         self.outputs.tracked(frame, result, events, (time.perf_counter() - t0) * 1e3)
         return result
 
@@ -206,8 +206,8 @@ class TrackingSession:
         """One detection array on the frame its stamp names (else the newest): new objects, re-acquired ones."""
         frame = self.need_frame(frame, "a detection array")
         detections = parse_detections(raws, frame.rgb.shape[:2])
-        applied = apply_detections(self.tracker, self.registry, detections, frame_stamp=frame.seq,
-                                   stamp=frame.time_s)
+        applied = apply_detections(self.tracker, self.registry, detections, seq=frame.seq,
+                                   time_s=frame.time_s)
         for key, warning, text in self._detection_log.lines(applied, self.registry, found, stamp_ns):
             self.outputs.warn(key, text, warning)
         self.outputs.publish_events(list(applied.events), frame)

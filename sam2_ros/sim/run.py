@@ -54,7 +54,7 @@ def run_synthetic(tracker: Any, camera: Any, detector: SyntheticDetector, frames
     run = SyntheticRun(ObjectRegistry(options))
     for i in range(frames):
         frame, stamp = camera.frame(i), t0 + i / fps
-        _, events = track_frame(tracker, run.registry, frame.rgb, frame_stamp=i, stamp=stamp)
+        _, events = track_frame(tracker, run.registry, frame.rgb, seq=i, time_s=stamp)
         j = i - lag
         if j < 0 or j % detect_every:
             run.events += [(i, e) for e in events]
@@ -64,7 +64,7 @@ def run_synthetic(tracker: Any, camera: Any, detector: SyntheticDetector, frames
         found = detector.detect(seen)
         height, width = frame.masks.shape[1:]
         applied = apply_detections(tracker, run.registry, parse_detections([d.raw for d in found], (height, width)),
-                                   frame_stamp=j, stamp=t0 + j / fps)
+                                   seq=j, time_s=t0 + j / fps)
         run.skipped += len(applied.plan.skipped)
         run.failed += [(i, det, text) for det, text in applied.failed]
         for action in applied.plan.new:
