@@ -61,7 +61,7 @@ def node_proc(node_params, tmp_path_factory):
     name = params.pop("name", "sam2")
     proc = start_node(tmp_path_factory.mktemp(name), name=name, **params)  # params may hold `remaps` too
     yield proc
-    assert proc.stop() == 0, proc.output()[-3000:]
+    assert proc.stop(timeout=30) == 0, proc.output()[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from sam2_ros.objects.matching import (DetectionAction, DetectionPlan, Tracks, g
                                       plan_detections)
 from sam2_ros.objects.motion import BoxMotion
 from sam2_ros.objects.reacquire import reacquire_scores
-from sam2_ros.objects.options import Event, EventKind, ObjectOptions, Status
+from sam2_ros.objects.types import Event, EventKind, ObjectOptions, Status
 from sam2_ros.objects.registry import ObjectInfo, ObjectRegistry
 
 __all__ = ["MAX_BOX_SCALE", "AppliedDetections", "BoxMotion", "DetectionAction", "DetectionPlan", "Detections", "Event",

@@ -25,7 +25,7 @@ from sam2_ros.objects.appearance import LOOK_EVERY_S, box_looks
 from sam2_ros.objects.boxes import mask_boxes
 from sam2_ros.objects.detections import Detections
 from sam2_ros.objects.matching import DetectionPlan
-from sam2_ros.objects.options import Event
+from sam2_ros.objects.types import Event
 from sam2_ros.objects.registry import ObjectRegistry
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from sam2_ros.objects.assignment import assign
 from sam2_ros.objects.boxes import box_iou
 from sam2_ros.objects.detections import Detections
-from sam2_ros.objects.options import ObjectOptions, Status
+from sam2_ros.objects.types import ObjectOptions, Status
 from sam2_ros.objects.reacquire import reacquire_scores
 
 LABEL_BONUS = 0.05  # affinity added when an object's label is the detection's class (breaks near-ties, never gates)

@@ -21,7 +21,7 @@ import numpy as np
 from sam2_ros.objects.detections import Detections
 from sam2_ros.objects.matching import DetectionAction, DetectionPlan, Tracks, plan_detections
 from sam2_ros.objects.motion import BoxMotion, predict_boxes
-from sam2_ros.objects.options import Event, EventKind, ObjectOptions, Status
+from sam2_ros.objects.types import Event, EventKind, ObjectOptions, Status
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,9 @@ class ChildProcess:
         return self.popen.poll() is None
 
     def output(self) -> str:
-        """Everything the process wrote so far."""
-        self._log.flush()
+        """Everything the process wrote so far (also after `stop`)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_for_output(self, text: str, timeout: float) -> bool:

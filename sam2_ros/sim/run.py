@@ -13,7 +13,7 @@ import numpy as np
 
 from sam2_ros.objects.detections import parse_detections
 from sam2_ros.objects.driver import apply_detections, track_frame
-from sam2_ros.objects.options import Event, ObjectOptions
+from sam2_ros.objects.types import Event, ObjectOptions
 from sam2_ros.objects.registry import ObjectRegistry
 from sam2_ros.sim.detector import SyntheticDetector
 from sam2_ros.sim.metrics import IdentityScore, jaccard
