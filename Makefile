@@ -22,7 +22,7 @@ $(STAMP): $(SETUP_INPUTS)
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest test -n 2 --dist loadgroup --durations=15
+	$(PY) -m pytest test --durations=15
 
 # The quick subset for the edit loop (measured below in docs/testing.md): no ROS process tests, oracle-equivalence, training or colcon build.
 test-fast: setup
